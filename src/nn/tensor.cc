@@ -1,0 +1,41 @@
+// Tensor shape helpers and storage.
+#include "lowbit/tensor.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "lowbit/error.h"
+
+namespace lowbit {
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string shape_string(const Shape& shape) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
+Tensor::Tensor(Shape shape) : shape_(std::move(shape)), data_(shape_numel(shape_), 0.0f) {}
+
+Tensor::Tensor(Shape shape, std::vector<float> values)
+    : shape_(std::move(shape)), data_(std::move(values)) {
+  if (static_cast<int64_t>(data_.size()) != shape_numel(shape_))
+    throw Error("tensor of shape " + shape_string(shape_) + " given " +
+                std::to_string(data_.size()) + " values");
+}
+
+void Tensor::resize(const Shape& shape) {
+  shape_ = shape;
+  data_.resize(shape_numel(shape_));
+}
+
+void Tensor::fill(float value) { std::fill(data_.begin(), data_.end(), value); }
+
+}  // namespace lowbit

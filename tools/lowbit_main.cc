@@ -1,0 +1,2 @@
+// lowbit command-line entry point.
+int main() { return 0; }
