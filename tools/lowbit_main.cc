@@ -1,2 +1,58 @@
-// lowbit command-line entry point.
-int main() { return 0; }
+// lowbit command-line entry point: parses the subcommand and turns every error into one line.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "lowbit/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lowbit: train small networks, quantize them to 1-8 bits, run them on integers"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "lowbit 0.1.0");
+  std::vector<std::pair<CLI::App*, lowbit::cli::Action>> commands;
+  auto add = [&](lowbit::cli::Action (*make)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    lowbit::cli::Action action = make(app);
+    commands.emplace_back(app.get_subcommands({})[before], std::move(action));
+  };
+  add(lowbit::cli::add_data_command);
+  add(lowbit::cli::add_train_command);
+  add(lowbit::cli::add_eval_command);
+  add(lowbit::cli::add_sweep_command);
+  add(lowbit::cli::add_quantize_command);
+  add(lowbit::cli::add_infer_command);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string message = e.what();
+    for (char& c : message)
+      if (c == '\n') c = ' ';
+    std::fprintf(stderr, "lowbit: error: %s (see lowbit --help)\n", message.c_str());
+    return 2;
+  }
+  try {
+    for (auto& [command, action] : commands)
+      if (command->parsed()) return action();
+  } catch (const lowbit::Error& e) {
+    std::fprintf(stderr, "lowbit: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "lowbit: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lowbit: internal error: %s\n", e.what());
+    return 3;
+  }
+  return 0;
+}

@@ -1,0 +1,61 @@
+// Integer-only inference: weights packed at b bits, activations as b-bit codes, int32
+// accumulators and fixed-point requantization from raw pixels to int32 logits (Jacob et al. 2018).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lowbit/dataset.h"
+#include "lowbit/model.h"
+#include "lowbit/quantize.h"
+#include "lowbit/train.h"
+
+namespace lowbit {
+
+struct IntegerLinear;  // one layer's integer constants and kernel-ready weights (src/quant)
+
+class QuantizedModel {
+ public:
+  QuantizedModel();
+  ~QuantizedModel();
+  QuantizedModel(QuantizedModel&&) noexcept;
+  QuantizedModel& operator=(QuantizedModel&&) noexcept;
+
+  // Builds the integer model from a plan. The float model's metadata must hold the
+  // normalization ("mean", "std"), which is folded with input quantization into a pixel table.
+  static QuantizedModel build(const Model& model, const QuantPlan& plan);
+
+  // pixels: [batch, features] raw 8-bit pixels (as in an ImageSet) -> logits: [batch, classes].
+  void logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const;
+  // Dequantized log-probabilities of int32 logits: [batch, classes].
+  Tensor log_probabilities(const int32_t* logits, int64_t batch) const;
+  // Accuracy, mean NLL (from dequantized logits) and predictions on a whole image set.
+  Evaluation evaluate(const ImageSet& images) const;
+
+  int64_t input_size() const;
+  int64_t num_classes() const;
+  int weight_bits() const;  // of the first layer (all layers, unless mixed)
+  int act_bits() const;
+  int64_t weight_bytes() const;  // packed weights only
+  const char* kernel_name() const;
+  nlohmann::json metadata;       // copied from the float model, plus quantization facts
+  nlohmann::json summary() const;  // per layer: shapes, bits, scales, zero points
+
+  void save(const std::string& path) const;
+  static QuantizedModel load(const std::string& path);  // validates everything
+
+ private:
+  friend struct QuantizedModelAccess;
+  Shape input_shape_;
+  int64_t channels_ = 1;
+  std::vector<uint8_t> input_table_;  // [channels, 256]: pixel value -> first layer's input code
+  float logit_scale_ = 1.0f;
+  std::vector<std::unique_ptr<IntegerLinear>> layers_;
+  int64_t max_width_ = 0;
+};
+
+}  // namespace lowbit

@@ -1,0 +1,30 @@
+// One Linear layer of the integer engine: packed weights, int32 constants, kernel-ready layout.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/qlinear.h"
+
+namespace lowbit {
+
+struct IntegerLinear {
+  int64_t in_features = 0, out_features = 0;
+  int act_bits = 8;              // bits of the input codes
+  int out_bits = 0;              // bits of the output codes; 0: int32 logits (last layer)
+  kernels::PackedWeights weights;
+  std::vector<int32_t> bias;          // [out] at scale weight_scale[n] * input_scale
+  std::vector<int32_t> weight_zero_point, multiplier, shift;  // [out]
+  int32_t input_zero_point = 0, output_zero_point = 0, output_min = 0, output_max = 0;
+  // Real-valued scales, for reports and dequantized outputs only; the engine never reads them.
+  float input_scale = 1.0f, output_scale = 1.0f;
+  std::vector<float> weight_scale;    // [out]
+  std::unique_ptr<kernels::PreparedWeights> prepared;
+
+  // Runs the layer on `batch` rows: x [batch, x_stride] codes -> y [batch, y_stride].
+  void run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8_t* y_codes, int32_t* y_logits,
+           int64_t y_stride) const;
+};
+
+}  // namespace lowbit

@@ -1,0 +1,229 @@
+// Building, running, saving and loading the integer-only quantized model.
+#include "lowbit/quantized_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/requantize.h"
+#include "lowbit/atomic_file.h"
+#include "lowbit/error.h"
+#include "lowbit/layers.h"
+#include "quant/integer_linear.h"
+
+namespace lowbit {
+namespace {
+
+// Rows per chunk of batch inference: each chunk runs through every layer while its
+// activations are still in cache, and chunks go to OpenMP threads.
+constexpr int64_t kChunkRows = 256;
+
+int32_t saturate_int32(double v) {
+  v = std::nearbyint(v);
+  return static_cast<int32_t>(std::clamp(v, -2147483648.0, 2147483647.0));
+}
+
+std::vector<float> channel_values(const nlohmann::json& metadata, const char* key) {
+  if (!metadata.contains(key) || !metadata[key].is_array() || metadata[key].empty())
+    throw Error(std::string("model metadata has no normalization \"") + key + "\"");
+  return metadata[key].get<std::vector<float>>();
+}
+
+}  // namespace
+
+void IntegerLinear::run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8_t* y_codes,
+                        int32_t* y_logits, int64_t y_stride) const {
+  kernels::QLinearArgs args;
+  args.batch = batch;
+  args.x = x;
+  args.x_stride = x_stride;
+  args.x_zero_point = input_zero_point;
+  args.bias = bias.data();
+  args.w_zero_point = weight_zero_point.data();
+  args.multiplier = multiplier.data();
+  args.shift = shift.data();
+  args.out_zero_point = output_zero_point;
+  args.out_min = output_min;
+  args.out_max = output_max;
+  args.y_u8 = y_codes;
+  args.y_i32 = y_logits;
+  args.y_stride = y_stride;
+  kernels::best_qlinear_kernel().run(*prepared, args);
+}
+
+QuantizedModel::QuantizedModel() = default;
+QuantizedModel::~QuantizedModel() = default;
+QuantizedModel::QuantizedModel(QuantizedModel&&) noexcept = default;
+QuantizedModel& QuantizedModel::operator=(QuantizedModel&&) noexcept = default;
+
+QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) {
+  QuantizedModel q;
+  q.input_shape_ = model.input_shape();
+  q.metadata = model.metadata;
+  const std::vector<float> mean = channel_values(model.metadata, "mean");
+  const std::vector<float> std = channel_values(model.metadata, "std");
+  if (mean.size() != std.size()) throw Error("model metadata: mean and std differ in length");
+  q.channels_ = static_cast<int64_t>(mean.size());
+  if (q.input_size() % q.channels_ != 0)
+    throw Error("model input " + shape_string(q.input_shape_) + " does not split into " +
+                std::to_string(q.channels_) + " channels");
+
+  // Pixel -> input code, through the very normalization the float path uses.
+  const QuantParams& input = plan.layers.front().input;
+  ImageSet ramp;
+  ramp.count = 1;
+  ramp.channels = q.channels_;
+  ramp.height = 1;
+  ramp.width = 256;
+  for (int64_t c = 0; c < q.channels_; ++c)
+    for (int p = 0; p < 256; ++p) ramp.pixels.push_back(static_cast<uint8_t>(p));
+  const Tensor normalized = normalized_images(ramp, mean, std, 0, 1);
+  for (float v : normalized.values()) q.input_table_.push_back(static_cast<uint8_t>(input.quantize(v)));
+
+  for (size_t l = 0; l < plan.layers.size(); ++l) {
+    const QuantizedLinearPlan& p = plan.layers[l];
+    const bool last = l + 1 == plan.layers.size();
+    auto layer = std::make_unique<IntegerLinear>();
+    layer->in_features = p.in_features;
+    layer->out_features = p.out_features;
+    layer->act_bits = p.input.bits;
+    layer->input_zero_point = p.input.zero_point;
+    layer->input_scale = p.input.scale;
+    const int weight_bits = p.weight.front().bits;
+    layer->weights = kernels::pack_weights(p.weight_codes.data(), p.out_features, p.in_features,
+                                           weight_bits);
+    float max_weight_scale = 0;
+    for (int64_t n = 0; n < p.out_features; ++n) {
+      layer->weight_scale.push_back(p.weight_params(n).scale);
+      layer->weight_zero_point.push_back(p.weight_params(n).zero_point);
+      max_weight_scale = std::max(max_weight_scale, p.weight_params(n).scale);
+    }
+    if (last) {
+      // int32 logits on one scale for every class, so that argmax compares like with like.
+      layer->out_bits = 0;
+      layer->output_scale = p.input.scale * max_weight_scale;
+      layer->output_zero_point = 0;
+      layer->output_min = std::numeric_limits<int32_t>::min();
+      layer->output_max = std::numeric_limits<int32_t>::max();
+    } else {
+      const QuantParams& next = plan.layers[l + 1].input;
+      layer->out_bits = next.bits;
+      layer->output_scale = next.scale;
+      layer->output_zero_point = next.zero_point;
+      layer->output_min = p.relu ? next.zero_point : 0;  // ReLU folded into the clamp
+      layer->output_max = next.qmax();
+    }
+    for (int64_t n = 0; n < p.out_features; ++n) {
+      const double accumulator_scale = double{layer->weight_scale[n]} * double{p.input.scale};
+      layer->bias.push_back(saturate_int32(double{p.bias[n]} / accumulator_scale));
+      int32_t m0 = 0, e = 0;
+      kernels::quantize_multiplier(accumulator_scale / double{layer->output_scale}, &m0, &e);
+      layer->multiplier.push_back(m0);
+      layer->shift.push_back(e);
+    }
+    q.max_width_ = std::max({q.max_width_, p.in_features, p.out_features});
+    layer->prepared = kernels::best_qlinear_kernel().prepare(layer->weights, layer->act_bits);
+    q.layers_.push_back(std::move(layer));
+  }
+  q.logit_scale_ = q.layers_.back()->output_scale;
+  q.metadata["quantization"] = {{"method", plan.options.method},
+                                {"weight_bits", plan.options.weight_bits},
+                                {"act_bits", plan.options.act_bits}};
+  return q;
+}
+
+int64_t QuantizedModel::input_size() const { return shape_numel(input_shape_); }
+int64_t QuantizedModel::num_classes() const { return layers_.back()->out_features; }
+int QuantizedModel::weight_bits() const { return layers_.front()->weights.bits; }
+int QuantizedModel::act_bits() const { return layers_.front()->act_bits; }
+const char* QuantizedModel::kernel_name() const { return kernels::best_qlinear_kernel().name(); }
+
+int64_t QuantizedModel::weight_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& layer : layers_) bytes += static_cast<int64_t>(layer->weights.data.size());
+  return bytes;
+}
+
+void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const {
+  const int64_t features = input_size(), per_channel = features / channels_;
+  const int64_t classes = num_classes();
+  auto run_chunk = [&](int64_t begin, int64_t rows) {
+    // Two code buffers, ping-pong through the layers.
+    std::vector<uint8_t> a(rows * std::max(features, max_width_)), b(rows * max_width_);
+    for (int64_t i = 0; i < rows; ++i) {
+      const uint8_t* src = pixels + (begin + i) * features;
+      uint8_t* dst = a.data() + i * features;
+      for (int64_t c = 0; c < channels_; ++c) {
+        const uint8_t* table = input_table_.data() + c * 256;
+        for (int64_t j = c * per_channel; j < (c + 1) * per_channel; ++j) dst[j] = table[src[j]];
+      }
+    }
+    int64_t stride = features;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const IntegerLinear& layer = *layers_[l];
+      if (l + 1 == layers_.size()) {
+        layer.run(a.data(), stride, rows, nullptr, logits + begin * classes, classes);
+      } else {
+        layer.run(a.data(), stride, rows, b.data(), nullptr, layer.out_features);
+        std::swap(a, b);
+        stride = layer.out_features;
+      }
+    }
+  };
+  if (batch <= kChunkRows) {
+    run_chunk(0, batch);  // no parallel region for small batches
+    return;
+  }
+  const int64_t chunks = (batch + kChunkRows - 1) / kChunkRows;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c)
+    run_chunk(c * kChunkRows, std::min(kChunkRows, batch - c * kChunkRows));
+}
+
+Tensor QuantizedModel::log_probabilities(const int32_t* logits, int64_t batch) const {
+  const int64_t classes = num_classes();
+  Tensor real({batch, classes}), out;
+  for (int64_t i = 0; i < batch * classes; ++i) real[i] = logit_scale_ * static_cast<float>(logits[i]);
+  LogSoftmax().forward(real, out);
+  return out;
+}
+
+Evaluation QuantizedModel::evaluate(const ImageSet& images) const {
+  if (images.image_size() != input_size())
+    throw Error("model expects " + std::to_string(input_size()) + " pixels per image, data has " +
+                std::to_string(images.image_size()));
+  const int64_t classes = num_classes();
+  std::vector<int32_t> out(images.count * classes);
+  logits(images.pixels.data(), images.count, out.data());
+  Evaluation result;
+  result.count = images.count;
+  result.predictions.resize(images.count);
+  const Tensor log_probs = log_probabilities(out.data(), images.count);
+  int64_t correct = 0;
+  double loss = 0;
+  for (int64_t i = 0; i < images.count; ++i) {
+    const int32_t* row = out.data() + i * classes;
+    result.predictions[i] = static_cast<uint8_t>(std::max_element(row, row + classes) - row);
+    correct += result.predictions[i] == images.labels[i];
+    loss -= log_probs[i * classes + images.labels[i]];
+  }
+  result.accuracy = images.count ? static_cast<double>(correct) / images.count : 0;
+  result.loss = images.count ? loss / images.count : 0;
+  return result;
+}
+
+nlohmann::json QuantizedModel::summary() const {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : layers_)
+    layers.push_back({{"in_features", l->in_features},
+                      {"out_features", l->out_features},
+                      {"weight_bits", l->weights.bits},
+                      {"act_bits", l->act_bits},
+                      {"output", l->out_bits ? "u" + std::to_string(l->out_bits) : "int32 logits"},
+                      {"input_scale", l->input_scale},
+                      {"input_zero_point", l->input_zero_point},
+                      {"packed_bytes", l->weights.data.size()}});
+  return {{"input_shape", input_shape_}, {"kernel", kernel_name()}, {"layers", layers}};
+}
+
+}  // namespace lowbit

@@ -1,0 +1,77 @@
+// The bit-width sweep: every method and bit width through the integer engine and the simulation.
+#include "lowbit/sweep.h"
+
+#include "lowbit/layers.h"
+#include "lowbit/quantize.h"
+#include "lowbit/quantized_model.h"
+#include "lowbit/simulated.h"
+#include "lowbit/train.h"
+
+namespace lowbit {
+
+const std::vector<double>& study_reference_accuracy() {
+  static const std::vector<double> reference{9.74, 11.5, 76.74, 92.29, 96.0, 96.65, 97.0, 96.71};
+  return reference;
+}
+
+SweepResult run_sweep(const Model& model, const Tensor& calibration, const ImageSet& test,
+                      const Tensor& test_images, const SweepOptions& options) {
+  SweepResult result;
+  result.test_size = test.count;
+  const Evaluation float_eval = evaluate(model, test_images, test.labels);
+  result.float_accuracy = float_eval.accuracy;
+  for (size_t i = 0; i < model.layer_count(); ++i)
+    if (auto* linear = dynamic_cast<const Linear*>(&model.layer(i)))
+      result.float_weight_bytes += 4 * linear->weight().size();
+
+  const int64_t calibration_count = std::min(options.calibration_count, calibration.dim(0));
+  const Tensor calibration_images = slice_rows(calibration, 0, calibration_count);
+  for (const std::string& method : options.methods) {
+    for (int bits : options.bits) {
+      QuantOptions quant;
+      quant.weight_bits = bits;
+      quant.act_bits = bits;
+      quant.method = method;
+      const QuantPlan plan = plan_quantization(model, calibration_images, quant);
+      const SimulatedModel simulated(model, plan);
+      const Evaluation sim = evaluate_with(
+          [&simulated](const Tensor& x, Tensor& y) { simulated.forward(x, y); }, test_images,
+          test.labels);
+      const QuantizedModel integer = QuantizedModel::build(model, plan);
+      const Evaluation engine = integer.evaluate(test);
+      SweepRow row;
+      row.method = method;
+      row.weight_bits = bits;
+      row.act_bits = bits;
+      row.accuracy = engine.accuracy;
+      row.simulated_accuracy = sim.accuracy;
+      int64_t same = 0;
+      for (int64_t i = 0; i < test.count; ++i) same += engine.predictions[i] == sim.predictions[i];
+      row.agreement = test.count ? static_cast<double>(same) / test.count : 0;
+      row.weight_bytes = integer.weight_bytes();
+      result.results.push_back(row);
+    }
+  }
+  return result;
+}
+
+nlohmann::json SweepResult::to_json() const {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const SweepRow& r : results)
+    rows.push_back({{"method", r.method},
+                    {"weight_bits", r.weight_bits},
+                    {"act_bits", r.act_bits},
+                    {"accuracy", r.accuracy},
+                    {"simulated_accuracy", r.simulated_accuracy},
+                    {"agreement", r.agreement},
+                    {"weight_bytes", r.weight_bytes}});
+  return {{"dataset", dataset},
+          {"data_source", data_source},
+          {"train_size", train_size},
+          {"test_size", test_size},
+          {"float_accuracy", float_accuracy},
+          {"float_weight_bytes", float_weight_bytes},
+          {"results", rows}};
+}
+
+}  // namespace lowbit

@@ -1,0 +1,214 @@
+// Minibatch training with Adam over fixed shards, and chunked evaluation.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "lowbit/error.h"
+#include "lowbit/train.h"
+#include "train/adam.h"
+#include "util/progress.h"
+
+namespace lowbit {
+namespace {
+
+// A batch is split into shards of this many rows whatever the thread count, so that the summed
+// gradient, and with it the trained model, is the same bit for bit on 1 or 2 threads.
+constexpr int64_t kShardRows = 32;
+// Evaluation chunk, fixed for the same reason.
+constexpr int64_t kEvalRows = 256;
+
+// NLL over log-probabilities [n, classes]; returns the summed loss. When d_logp is given it gets
+// -scale at each label (dLoss/dlogp of a mean over `1/scale` samples). Counts correct argmaxes.
+double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float scale,
+           int64_t* correct, uint8_t* predictions = nullptr) {
+  const int64_t n = log_probs.dim(0), classes = log_probs.row_size();
+  if (d_logp) {
+    d_logp->resize(log_probs.shape());
+    d_logp->fill(0.0f);
+  }
+  double loss = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = log_probs.data() + i * classes;
+    const int64_t best = std::max_element(row, row + classes) - row;
+    if (best == labels[i]) ++*correct;
+    if (predictions) predictions[i] = static_cast<uint8_t>(best);
+    loss -= row[labels[i]];
+    if (d_logp) (*d_logp)[i * classes + labels[i]] = -scale;
+  }
+  return loss;
+}
+
+// Copies rows `order[begin .. begin+count)` of images into batch [count, features].
+void gather(const Tensor& images, const std::vector<int64_t>& order, int64_t begin, int64_t count,
+            Tensor& batch) {
+  const int64_t features = images.row_size();
+  Shape shape = images.shape();
+  shape[0] = count;
+  batch.resize(shape);
+  for (int64_t i = 0; i < count; ++i)
+    std::memcpy(batch.data() + i * features, images.data() + order[begin + i] * features,
+                sizeof(float) * features);
+}
+
+// A uniform integer in [0, n) by rejection, identical on every standard library.
+uint64_t uniform_index(std::mt19937_64& rng, uint64_t n) {
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+  uint64_t r;
+  do r = rng(); while (r >= limit);
+  return r % n;
+}
+
+void check_inputs(const Model& model, const Tensor& images, std::span<const uint8_t> labels) {
+  if (images.rank() < 2 || images.dim(0) != static_cast<int64_t>(labels.size()))
+    throw Error("images " + shape_string(images.shape()) + " and " +
+                std::to_string(labels.size()) + " labels do not match");
+  if (images.row_size() != model.input_size())
+    throw Error("model expects inputs of shape " + shape_string(model.input_shape()) +
+                ", data has " + shape_string(images.shape()));
+}
+
+struct Shard {
+  Tensor x, d_output, scratch[2];
+  Activations activations;
+  std::vector<Tensor> gradients;
+  double loss = 0;
+  int64_t correct = 0;
+};
+
+}  // namespace
+
+Tensor slice_rows(const Tensor& t, int64_t begin, int64_t count) {
+  Shape shape = t.shape();
+  shape[0] = count;
+  const int64_t row = t.row_size();
+  std::vector<float> values(t.data() + begin * row, t.data() + (begin + count) * row);
+  return Tensor(shape, std::move(values));
+}
+
+std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<const uint8_t> labels,
+                              const TrainOptions& options) {
+  check_inputs(model, images, labels);
+  if (options.epochs < 0) throw Error("--epochs must not be negative");
+  if (options.batch_size <= 0) throw Error("--batch-size must be positive");
+  const int64_t count = images.dim(0);
+  const int64_t batches = (count + options.batch_size - 1) / options.batch_size;
+  const int64_t max_shards = (options.batch_size + kShardRows - 1) / kShardRows;
+
+  std::vector<Tensor*> params = model.parameters();
+  Adam adam(params, options.learning_rate, options.beta1, options.beta2, options.epsilon);
+  std::vector<Shard> shards(max_shards);
+  for (Shard& s : shards) s.gradients = model.zero_gradients();
+  std::vector<Tensor> total = model.zero_gradients();
+
+  std::mt19937_64 rng(options.seed);
+  std::vector<int64_t> order(count);
+  std::iota(order.begin(), order.end(), 0);
+  std::vector<EpochStats> history;
+  Progress progress(options.epochs * batches, options.progress);
+
+  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int64_t i = count - 1; i > 0; --i)  // Fisher-Yates
+      std::swap(order[i], order[uniform_index(rng, static_cast<uint64_t>(i) + 1)]);
+    double epoch_loss = 0;
+    int64_t epoch_correct = 0;
+
+    for (int64_t b = 0; b < batches; ++b) {
+      const int64_t begin = b * options.batch_size;
+      const int64_t rows = std::min(options.batch_size, count - begin);
+      const int64_t used = (rows + kShardRows - 1) / kShardRows;
+      const float scale = 1.0f / static_cast<float>(rows);
+#pragma omp parallel for schedule(static)
+      for (int64_t s = 0; s < used; ++s) {
+        Shard& shard = shards[s];
+        const int64_t first = begin + s * kShardRows;
+        const int64_t n = std::min(kShardRows, begin + rows - first);
+        gather(images, order, first, n, shard.x);
+        const Tensor& log_probs = model.forward(shard.x, shard.activations);
+        std::vector<uint8_t> shard_labels(n);
+        for (int64_t i = 0; i < n; ++i) shard_labels[i] = labels[order[first + i]];
+        shard.correct = 0;
+        shard.loss = nll(log_probs, shard_labels.data(), &shard.d_output, scale, &shard.correct);
+        for (Tensor& g : shard.gradients) g.fill(0.0f);
+        model.backward(shard.x, shard.activations, shard.d_output, shard.gradients, shard.scratch);
+      }
+      // Sum shard gradients in shard order: the result does not depend on the thread count.
+      for (size_t p = 0; p < total.size(); ++p) {
+        float* dst = total[p].data();
+        std::memcpy(dst, shards[0].gradients[p].data(), sizeof(float) * total[p].size());
+        for (int64_t s = 1; s < used; ++s) {
+          const float* src = shards[s].gradients[p].data();
+          for (int64_t j = 0; j < total[p].size(); ++j) dst[j] += src[j];
+        }
+      }
+      adam.step(total);
+      for (int64_t s = 0; s < used; ++s) {
+        epoch_loss += shards[s].loss;
+        epoch_correct += shards[s].correct;
+      }
+      char status[96];
+      std::snprintf(status, sizeof status, "epoch %d/%d loss %.4f", epoch, options.epochs,
+                    epoch_loss / static_cast<double>(begin + rows));
+      progress.update((epoch - 1) * batches + b + 1, status);
+    }
+    EpochStats stats;
+    stats.epoch = epoch;
+    stats.loss = epoch_loss / static_cast<double>(count);
+    stats.train_accuracy = static_cast<double>(epoch_correct) / static_cast<double>(count);
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    history.push_back(stats);
+    char text[128];
+    std::snprintf(text, sizeof text, "epoch %d/%d  loss %.4f  train accuracy %.2f%%  %.2fs", epoch,
+                  options.epochs, stats.loss, 100 * stats.train_accuracy, stats.seconds);
+    progress.line(text);
+  }
+  progress.finish();
+  return history;
+}
+
+Evaluation evaluate_with(const std::function<void(const Tensor&, Tensor&)>& forward,
+                         const Tensor& images, std::span<const uint8_t> labels) {
+  if (images.rank() < 1 || images.dim(0) != static_cast<int64_t>(labels.size()))
+    throw Error("images and labels do not match");
+  const int64_t count = images.dim(0);
+  const int64_t chunks = (count + kEvalRows - 1) / kEvalRows;
+  Evaluation result;
+  result.count = count;
+  result.predictions.resize(count);
+  std::vector<double> losses(chunks, 0.0);
+  std::vector<int64_t> correct(chunks, 0);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * kEvalRows, n = std::min(kEvalRows, count - begin);
+    Tensor x = slice_rows(images, begin, n), log_probs;
+    forward(x, log_probs);
+    losses[c] = nll(log_probs, labels.data() + begin, nullptr, 0, &correct[c],
+                    result.predictions.data() + begin);
+  }
+  double loss = 0;
+  int64_t right = 0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    loss += losses[c];
+    right += correct[c];
+  }
+  result.accuracy = count ? static_cast<double>(right) / static_cast<double>(count) : 0;
+  result.loss = count ? loss / static_cast<double>(count) : 0;
+  return result;
+}
+
+Evaluation evaluate(const Model& model, const Tensor& images, std::span<const uint8_t> labels) {
+  check_inputs(model, images, labels);
+  return evaluate_with(
+      [&model](const Tensor& x, Tensor& log_probs) {
+        Activations activations;
+        log_probs = model.forward(x, activations);
+      },
+      images, labels);
+}
+
+}  // namespace lowbit

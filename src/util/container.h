@@ -1,0 +1,32 @@
+// The file container shared by float and quantized models: magic, version, JSON header, binary
+// blobs, CRC-32. Layout in docs/model-format.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lowbit {
+
+inline constexpr char kContainerMagic[8] = {'L', 'O', 'W', 'B', 'I', 'T', 'M', 'F'};
+inline constexpr uint32_t kContainerVersion = 1;
+inline constexpr int64_t kContainerMaxBytes = int64_t{1} << 30;
+
+struct Container {
+  nlohmann::json header;           // must hold "kind"; "blobs" is filled in by encode
+  std::vector<std::string> blobs;  // raw little-endian payloads, in order
+};
+
+// Serializes to bytes (the header gains "blobs": [sizes]).
+std::string encode_container(Container container);
+// Reads and validates `path`: size, magic, version, checksum, header JSON, blob sizes, and that
+// header "kind" equals `kind` (any kind when empty). Every failure is a one-line lowbit::Error naming `path`.
+Container read_container(const std::string& path, const std::string& kind);
+
+// Float tensors to and from blobs (little-endian IEEE 754, the machine's own order on x86-64).
+std::string floats_to_blob(const float* values, int64_t count);
+void blob_to_floats(const std::string& blob, float* values, int64_t count, const std::string& what);
+
+}  // namespace lowbit

@@ -1,0 +1,73 @@
+// Shared flag handling for the lowbit subcommands.
+#include "cli_common.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "lowbit/error.h"
+
+namespace lowbit::cli {
+
+void add_data_flags(CLI::App& app, DataFlags& flags, bool dataset_required) {
+  auto* option = app.add_option("--dataset", flags.dataset, "mnist, fashion-mnist or mnist-10k");
+  if (dataset_required) option->required();
+  app.add_option("--data-dir", flags.data_dir,
+                 "folder holding mnist/ or fashion-mnist/ (default: $LOWBIT_DATA_DIR, the cache, "
+                 "then what setup installed)");
+}
+
+Dataset load_data(const DataFlags& flags) {
+  DataOptions options;
+  if (!flags.data_dir.empty()) options.data_dir = flags.data_dir;
+  Dataset data = load_dataset(flags.dataset, options);
+  std::fprintf(stderr, "data: %s%s, %lld train / %lld test images, from %s\n", data.name.c_str(),
+               data.full ? "" : " (subset)", static_cast<long long>(data.train.count),
+               static_cast<long long>(data.test.count), data.source.c_str());
+  return data;
+}
+
+void add_threads_flag(CLI::App& app, int& threads) {
+  app.add_option("--threads", threads, "worker threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+}
+
+void apply_threads(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+std::vector<int> parse_bits(const std::string& text, const std::string& flag) {
+  auto bad = [&](const std::string& why) { return Error(flag + " " + text + ": " + why); };
+  auto number = [&](const std::string& s) {
+    if (s.empty() || s.size() > 2 || !std::all_of(s.begin(), s.end(), ::isdigit))
+      throw bad("expected bit widths like 1-8, 4 or 2,4,8");
+    const int b = std::stoi(s);
+    if (b < 1 || b > 8) throw bad(s + " is not a bit width in 1..8");
+    return b;
+  };
+  std::vector<int> bits;
+  std::stringstream parts(text);
+  std::string part;
+  while (std::getline(parts, part, ',')) {
+    const auto dash = part.find('-');
+    if (dash == std::string::npos) {
+      bits.push_back(number(part));
+      continue;
+    }
+    const int lo = number(part.substr(0, dash)), hi = number(part.substr(dash + 1));
+    if (lo > hi) throw bad("range " + part + " runs backwards");
+    for (int b = lo; b <= hi; ++b) bits.push_back(b);
+  }
+  if (bits.empty()) throw bad("no bit width given");
+  std::sort(bits.begin(), bits.end());
+  bits.erase(std::unique(bits.begin(), bits.end()), bits.end());
+  return bits;
+}
+
+Tensor normalize_all(const Dataset& data, const ImageSet& images) {
+  return normalized_images(images, data.mean, data.std, 0, images.count);
+}
+
+}  // namespace lowbit::cli
