@@ -18,7 +18,8 @@ using namespace plot_detail;
 constexpr int kWidth = 900, kHeight = 600;
 // Viewport in normalized page coordinates: room for the title above and the labels beside.
 constexpr double kLeft = 0.09, kRight = 0.97, kBottom = 0.12, kTop = 0.90;
-constexpr int kSolid = 1, kDashed = 2;
+constexpr int kSolid = 1, kDashed = 3;  // PLplot style 3: long dashes, readable at 3 px
+constexpr double kLineWidth = 3.0;
 const char* const kMarkerGlyphs[] = {"●", "■", "▲", "◆", "▼", "⬟"};
 
 std::mutex& plplot_mutex() {  // PLplot keeps global state
@@ -90,17 +91,19 @@ void draw_axes(plstream& pls, const LinePlot& plot) {
   pls.box(own_x_ticks ? "bc" : "bcnst", 0, 0, "bcnstv", 0, 0);
 }
 
-void draw_series(plstream& pls, const PlotSeries& s, int index) {
-  const int n = static_cast<int>(s.x.size());
+void draw_line(plstream& pls, const PlotSeries& s, int index) {
   pls.col0(series_colour(index));
-  pls.width(2.2);
+  pls.width(kLineWidth);
   pls.lsty(s.dashed ? kDashed : kSolid);
-  pls.line(n, s.x.data(), s.y.data());
+  pls.line(static_cast<PLINT>(s.x.size()), s.x.data(), s.y.data());
   pls.lsty(kSolid);
-  if (s.markers) {
-    pls.schr(0, 0.9);
-    pls.string(n, s.x.data(), s.y.data(), kMarkerGlyphs[index % 6]);
-  }
+}
+
+void draw_markers(plstream& pls, const PlotSeries& s, int index) {
+  if (!s.markers) return;
+  pls.col0(series_colour(index));
+  pls.schr(0, 0.9);
+  pls.string(static_cast<PLINT>(s.x.size()), s.x.data(), s.y.data(), kMarkerGlyphs[index % 6]);
 }
 
 PLINT legend_position(LegendCorner corner) {
@@ -116,7 +119,7 @@ PLINT legend_position(LegendCorner corner) {
 void draw_legend(plstream& pls, const LinePlot& plot) {
   const std::size_t n = plot.series.size();
   std::vector<PLINT> options(n), colours(n), styles(n), counts(n, 1), text_colours(n, kInk);
-  std::vector<PLFLT> widths(n, 2.2), symbol_scales(n, 0.9);
+  std::vector<PLFLT> widths(n, kLineWidth), symbol_scales(n, 0.9);
   std::vector<std::string> labels(n);
   std::vector<const char*> texts(n), symbols(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -133,7 +136,7 @@ void draw_legend(plstream& pls, const LinePlot& plot) {
   pls.legend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
              legend_position(plot.legend_corner) | PL_POSITION_INSIDE | PL_POSITION_VIEWPORT,
              0.02, 0.03, 0.07, kBackground, kGrid, kSolid, 0, 0, static_cast<PLINT>(n),
-             options.data(), 1.0, 1.0, 2.2, 0.0, text_colours.data(), texts.data(), nullptr,
+             options.data(), 0.6, 1.0, 2.2, 0.0, text_colours.data(), texts.data(), nullptr,
              nullptr, nullptr, nullptr, colours.data(), styles.data(), widths.data(),
              colours.data(), symbol_scales.data(), counts.data(), symbols.data());
 }
@@ -150,8 +153,11 @@ void write_line_plot(const LinePlot& input, const std::string& path) {
   pls->vpor(kLeft, kRight, kBottom, kTop);
   pls->wind(plot.x_min, plot.x_max, plot.y_min, plot.y_max);
   draw_axes(*pls, plot);
+  // All lines before any markers, so no line crosses over another series' points.
   for (std::size_t i = 0; i < plot.series.size(); ++i)
-    draw_series(*pls, plot.series[i], static_cast<int>(i));
+    draw_line(*pls, plot.series[i], static_cast<int>(i));
+  for (std::size_t i = 0; i < plot.series.size(); ++i)
+    draw_markers(*pls, plot.series[i], static_cast<int>(i));
   draw_legend(*pls, plot);
   draw_title_and_labels(*pls, plot.title, plot.x_label, plot.y_label);
   finish_plot(std::move(pls), path, out.temp_path());
@@ -200,11 +206,23 @@ void write_histogram(const Histogram& histogram, const std::string& path) {
     const PLFLT xs[] = {left, left, right, right}, ys[] = {0, counts[b], counts[b], 0};
     pls->col0(series_colour(0));
     pls->fill(4, xs, ys);
+    if (bin_width * kWidth > 4 * (x_max - x_min)) {  // a white edge only where bars are wide
+      pls->col0(kBackground);
+      pls->line(4, xs, ys);
+    }
   }
   pls->col0(series_colour(5));  // vermillion stands out against the blue bars
-  pls->width(2.5);
+  pls->width(kLineWidth);
   pls->lsty(kDashed);
-  for (double m : histogram.markers) pls->join(m, 0, m, y_max);
+  pls->schr(0, 0.9);
+  for (double m : histogram.markers) {
+    pls->join(m, 0, m, y_max);
+    // The value beside the line, on its left near the right edge so it is not clipped.
+    const bool near_right = m > x_max - 0.1 * (x_max - x_min);
+    char label[32];
+    std::snprintf(label, sizeof label, near_right ? "%.3g " : " %.3g", m);
+    pls->ptex(m, y_max * 0.96, 1, 0, near_right ? 1 : 0, label);
+  }
   pls->lsty(kSolid);
   pls->width(1);
   pls->col0(kInk);
