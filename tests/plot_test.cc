@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -30,7 +31,8 @@ std::string read_bytes(const std::string& path) {
 
 std::uint32_t big_endian(const std::string& bytes, std::size_t at) {
   std::uint32_t value = 0;
-  for (std::size_t i = at; i < at + 4; ++i) value = value << 8 | static_cast<unsigned char>(bytes[i]);
+  for (std::size_t i = at; i < at + 4; ++i)
+    value = value << 8 | static_cast<unsigned char>(bytes[i]);
   return value;
 }
 
@@ -86,7 +88,8 @@ LinePlot accuracy_by_bits() {
 
 Histogram weight_histogram() {
   Histogram histogram{"fc1 weights", "weight", {}, 64, {-0.25, 0.25}};
-  for (int i = 0; i < 5000; ++i) histogram.values.push_back(0.1 * std::sin(i * 0.37) * std::cos(i * 0.011));
+  for (int i = 0; i < 5000; ++i)
+    histogram.values.push_back(0.1 * std::sin(i * 0.37) * std::cos(i * 0.011));
   return histogram;
 }
 
