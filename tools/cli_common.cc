@@ -66,6 +66,12 @@ std::vector<int> parse_bits(const std::string& text, const std::string& flag) {
   return bits;
 }
 
+std::string parent_dir(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 Tensor normalize_all(const Dataset& data, const ImageSet& images) {
   return normalized_images(images, data.mean, data.std, 0, images.count);
 }

@@ -26,6 +26,9 @@ void apply_threads(int threads);
 // "1-8", "4", "2,4,8" -> sorted unique widths; throws lowbit::Error naming `flag` otherwise.
 std::vector<int> parse_bits(const std::string& text, const std::string& flag);
 
+// The folder a file path lives in ("." for a bare name).
+std::string parent_dir(const std::string& path);
+
 // Normalized images of a whole set, flattened: [count, C*H*W].
 Tensor normalize_all(const Dataset& data, const ImageSet& images);
 

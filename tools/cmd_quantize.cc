@@ -1,0 +1,126 @@
+// `lowbit quantize` writes an integer model; `lowbit infer` classifies a user's own images.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "lowbit/atomic_file.h"
+#include "lowbit/error.h"
+#include "lowbit/idx.h"
+#include "lowbit/model_file.h"
+#include "lowbit/png_images.h"
+#include "lowbit/quantized_model.h"
+
+namespace lowbit::cli {
+
+Action add_quantize_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("quantize", "quantize a float model into an integer model file");
+  struct Flags {
+    DataFlags data;
+    std::string model, out, method = "minmax";
+    int bits = 0, weight_bits = 0, act_bits = 0, threads = 0;
+    int64_t calibration = 1024;
+  };
+  auto f = std::make_shared<Flags>();
+  f->data.dataset.clear();
+  add_data_flags(*cmd, f->data);
+  add_threads_flag(*cmd, f->threads);
+  cmd->add_option("--model", f->model, "float model file")->required();
+  cmd->add_option("--out", f->out, "quantized model file to write")->required();
+  cmd->add_option("--bits", f->bits, "bits of weights and activations")->check(CLI::Range(1, 8));
+  cmd->add_option("--weight-bits", f->weight_bits, "bits of weights")->check(CLI::Range(1, 8));
+  cmd->add_option("--act-bits", f->act_bits, "bits of activations")->check(CLI::Range(1, 8));
+  cmd->add_option("--method", f->method, "calibration method")->capture_default_str();
+  cmd->add_option("--calib-count", f->calibration, "training images used to calibrate")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  return [f] {
+    apply_threads(f->threads);
+    QuantOptions options;
+    options.method = f->method;
+    options.weight_bits = f->weight_bits ? f->weight_bits : f->bits;
+    options.act_bits = f->act_bits ? f->act_bits : f->bits;
+    if (!options.weight_bits || !options.act_bits)
+      throw Error("--bits (or both --weight-bits and --act-bits) is required");
+    ensure_writable_dir(parent_dir(f->out), "--out");
+    const Model model = load_model(f->model);
+    DataFlags data_flags = f->data;
+    if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
+    const Dataset data = load_data(data_flags);
+    const int64_t count = std::min<int64_t>(f->calibration, data.train.count);
+    const Tensor calibration = normalized_images(data.train, data.mean, data.std, 0, count);
+    const QuantPlan plan = plan_quantization(model, calibration, options);
+    const QuantizedModel quantized = QuantizedModel::build(model, plan);
+    quantized.save(f->out);
+    const auto float_bytes = std::filesystem::file_size(f->model);
+    const auto quantized_bytes = std::filesystem::file_size(f->out);
+    std::printf("wrote %s: %d-bit weights, %d-bit activations (%s), %lld bytes of packed "
+                "weights; file %llu bytes vs float %llu bytes (%.1fx smaller)\n",
+                f->out.c_str(), options.weight_bits, options.act_bits, options.method.c_str(),
+                static_cast<long long>(quantized.weight_bytes()),
+                static_cast<unsigned long long>(quantized_bytes),
+                static_cast<unsigned long long>(float_bytes),
+                static_cast<double>(float_bytes) / static_cast<double>(quantized_bytes));
+    return 0;
+  };
+}
+
+Action add_infer_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("infer", "predict the class of each image (IDX file or PNGs)");
+  struct Flags {
+    std::string model;
+    std::vector<std::string> inputs;
+    int top = 3;
+    int64_t limit = 20;
+  };
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("--model", f->model, "quantized model file")->required();
+  cmd->add_option("--top", f->top, "probabilities to show per image")->check(CLI::Range(1, 10));
+  cmd->add_option("--limit", f->limit, "images of an IDX file to show")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("inputs", f->inputs, "an IDX images file, or 8-bit grayscale PNG files")
+      ->required();
+  return [f] {
+    const QuantizedModel model = QuantizedModel::load(f->model);
+    const int64_t side = static_cast<int64_t>(std::lround(std::sqrt(model.input_size())));
+    ImageSet images;
+    std::vector<std::string> names;
+    const bool png = f->inputs.front().size() > 4 &&
+                     f->inputs.front().compare(f->inputs.front().size() - 4, 4, ".png") == 0;
+    if (png) {
+      images = read_png_images(f->inputs, side, side);
+      names = f->inputs;
+    } else {
+      if (f->inputs.size() != 1) throw Error("give one IDX file, or PNG files");
+      const IdxImages idx = read_idx_images(f->inputs.front());
+      if (idx.rows * idx.cols != model.input_size())
+        throw Error(f->inputs.front() + ": images are " + std::to_string(idx.rows) + "x" +
+                    std::to_string(idx.cols) + ", the model expects " +
+                    std::to_string(model.input_size()) + " pixels");
+      images.count = std::min(idx.count, f->limit);
+      images.height = idx.rows;
+      images.width = idx.cols;
+      images.pixels.assign(idx.pixels.begin(), idx.pixels.begin() + images.count * idx.rows * idx.cols);
+      for (int64_t i = 0; i < images.count; ++i) names.push_back("image " + std::to_string(i));
+    }
+    const int64_t classes = model.num_classes();
+    std::vector<int32_t> logits(images.count * classes);
+    model.logits(images.pixels.data(), images.count, logits.data());
+    const Tensor log_probs = model.log_probabilities(logits.data(), images.count);
+    for (int64_t i = 0; i < images.count; ++i) {
+      std::vector<int> order(classes);
+      for (int c = 0; c < classes; ++c) order[c] = c;
+      const int32_t* row = logits.data() + i * classes;
+      std::stable_sort(order.begin(), order.end(), [row](int a, int b) { return row[a] > row[b]; });
+      std::printf("%s: class %d", names[i].c_str(), order[0]);
+      for (int t = 0; t < std::min<int>(f->top, classes); ++t)
+        std::printf("%s%d %.1f%%", t ? ", " : "  (", order[t],
+                    100 * std::exp(log_probs[i * classes + order[t]]));
+      std::printf(")\n");
+    }
+    return 0;
+  };
+}
+
+}  // namespace lowbit::cli

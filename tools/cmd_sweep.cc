@@ -1,0 +1,95 @@
+// `lowbit sweep`: the FC_NN study — train (or load), quantize at each bit width, table and plot.
+#include <cstdio>
+#include <memory>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "lowbit/atomic_file.h"
+#include "lowbit/error.h"
+#include "lowbit/model_file.h"
+#include "lowbit/sweep.h"
+#include "training.h"
+
+namespace lowbit::cli {
+namespace {
+
+void print_table(const SweepResult& r) {
+  std::printf("\nFC_NN on %s: %lld train / %lld test images\n", r.dataset.c_str(),
+              static_cast<long long>(r.train_size), static_cast<long long>(r.test_size));
+  std::printf("float32 test accuracy: %.2f%%  (weights %lld bytes)\n\n", 100 * r.float_accuracy,
+              static_cast<long long>(r.float_weight_bytes));
+  std::printf("%-8s %4s %10s %10s %10s %8s %13s\n", "method", "bits", "accuracy", "drop",
+              "simulated", "agree", "weight bytes");
+  for (const SweepRow& row : r.results)
+    std::printf("%-8s %4d %9.2f%% %+9.2f %9.2f%% %7.2f%% %13lld\n", row.method.c_str(),
+                row.weight_bits, 100 * row.accuracy, 100 * (row.accuracy - r.float_accuracy),
+                100 * row.simulated_accuracy, 100 * row.agreement,
+                static_cast<long long>(row.weight_bytes));
+  std::printf("\naccuracy: the integer engine's; simulated: float fake-quant as in the study;\n"
+              "agree: test images where both predict the same class; drop: points from float.\n");
+}
+
+}  // namespace
+
+Action add_sweep_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("sweep", "quantize at each bit width and report accuracy");
+  struct Flags {
+    DataFlags data;
+    TrainOptions train;
+    std::string bits = "1-8", methods = "minmax", model, out_dir;
+    int64_t calibration = 1024;
+    int threads = 0;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  add_data_flags(*cmd, f->data);
+  add_training_flags(*cmd, f->train);
+  add_threads_flag(*cmd, f->threads);
+  cmd->add_option("--bits", f->bits, "bit widths: 1-8, 4, or 2,4,8")->capture_default_str();
+  cmd->add_option("--methods", f->methods, "comma-separated quantization methods")
+      ->capture_default_str();
+  cmd->add_option("--model", f->model, "float model to quantize (default: train one)");
+  cmd->add_option("--calib-count", f->calibration, "training images used to calibrate ranges")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--out-dir", f->out_dir, "where sweep.json and the plots go")->required();
+  cmd->add_flag("--json", f->json, "print sweep.json on stdout instead of the table");
+  return [f] {
+    apply_threads(f->threads);
+    SweepOptions options;
+    options.bits = parse_bits(f->bits, "--bits");
+    options.methods = CLI::detail::split(f->methods, ',');
+    options.calibration_count = f->calibration;
+    ensure_writable_dir(f->out_dir, "--out-dir");
+
+    std::optional<Model> loaded;
+    if (!f->model.empty()) {
+      loaded = load_model(f->model);
+      if (f->data.dataset == "mnist" && loaded->metadata.contains("dataset"))
+        f->data.dataset = loaded->metadata["dataset"];
+    }
+    const Dataset data = load_data(f->data);
+    const Tensor train_images = normalize_all(data, data.train);
+    const Model model = loaded ? std::move(*loaded) : train_fc_nn(data, train_images, f->train);
+    if (!f->model.empty() && model.input_size() != data.test.image_size())
+      throw Error("--model " + f->model + ": expects " + std::to_string(model.input_size()) +
+                  " pixels per image, " + data.name + " has " +
+                  std::to_string(data.test.image_size()));
+
+    SweepResult result =
+        run_sweep(model, train_images, data.test, normalize_all(data, data.test), options);
+    result.dataset = data.name;
+    result.data_source = data.source;
+    result.train_size = data.train.count;
+    write_sweep_report(result, f->out_dir);
+    if (f->json) {
+      std::printf("%s\n", result.to_json().dump(2).c_str());
+    } else {
+      print_table(result);
+      std::printf("wrote %s/sweep.json, accuracy_vs_bits.png and accuracy_vs_bits.svg\n",
+                  f->out_dir.c_str());
+    }
+    return 0;
+  };
+}
+
+}  // namespace lowbit::cli

@@ -1,0 +1,82 @@
+// `lowbit train` writes a float model; `lowbit eval` measures a float or quantized one.
+#include <cstdio>
+#include <memory>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "lowbit/atomic_file.h"
+#include "lowbit/model_file.h"
+#include "lowbit/quantized_model.h"
+#include "training.h"
+
+namespace lowbit::cli {
+
+Action add_train_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "train FC_NN and write a float model file");
+  struct Flags {
+    DataFlags data;
+    TrainOptions train;
+    std::string out;
+    int threads = 0;
+  };
+  auto f = std::make_shared<Flags>();
+  add_data_flags(*cmd, f->data);
+  add_training_flags(*cmd, f->train);
+  add_threads_flag(*cmd, f->threads);
+  cmd->add_option("--out", f->out, "model file to write")->required();
+  return [f] {
+    apply_threads(f->threads);
+    ensure_writable_dir(parent_dir(f->out), "--out");
+    const Dataset data = load_data(f->data);
+    const Tensor train_images = normalize_all(data, data.train);
+    const Model model = train_fc_nn(data, train_images, f->train);
+    const Evaluation test = evaluate(model, normalize_all(data, data.test), data.test.labels);
+    save_model(model, f->out);
+    std::printf("test accuracy %.2f%%, loss %.4f on %lld %s test images; wrote %s\n",
+                100 * test.accuracy, test.loss, static_cast<long long>(test.count),
+                data.name.c_str(), f->out.c_str());
+    return 0;
+  };
+}
+
+Action add_eval_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "accuracy and loss of a float or quantized model");
+  struct Flags {
+    DataFlags data;
+    std::string model;
+    int threads = 0;
+  };
+  auto f = std::make_shared<Flags>();
+  f->data.dataset.clear();
+  add_data_flags(*cmd, f->data);
+  add_threads_flag(*cmd, f->threads);
+  cmd->add_option("--model", f->model, "model file (float or quantized)")->required();
+  return [f] {
+    apply_threads(f->threads);
+    const std::string kind = model_file_kind(f->model);
+    Evaluation result;
+    std::string engine;
+    DataFlags data_flags = f->data;
+    if (kind == "float") {
+      const Model model = load_model(f->model);
+      if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
+      const Dataset data = load_data(data_flags);
+      result = evaluate(model, normalize_all(data, data.test), data.test.labels);
+      engine = "float32";
+    } else {
+      const QuantizedModel model = QuantizedModel::load(f->model);
+      if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
+      const Dataset data = load_data(data_flags);
+      result = model.evaluate(data.test);
+      engine = "integer engine (" + std::string(model.kernel_name()) + "), " +
+               std::to_string(model.weight_bits()) + "-bit weights, " +
+               std::to_string(model.act_bits()) + "-bit activations";
+    }
+    std::printf("%s: accuracy %.2f%%, loss %.4f on %lld test images [%s]\n", f->model.c_str(),
+                100 * result.accuracy, result.loss, static_cast<long long>(result.count),
+                engine.c_str());
+    return 0;
+  };
+}
+
+}  // namespace lowbit::cli
