@@ -95,7 +95,8 @@ inline void write_npm_package(const std::string& dir, int per_digit) {
       for (int k = 0; k < 784; ++k) {
         char value[32];
         std::snprintf(value, sizeof value, "%.3f", npm_pixel(digit, i, k) / 255.0);
-        text += (i || k ? "," : "") + std::string(value);
+        if (i || k) text += ',';
+        text += value;
       }
     write_text(dir + "/src/digits/" + std::to_string(digit) + ".json", text + "]}");
   }
