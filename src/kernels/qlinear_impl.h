@@ -1,0 +1,22 @@
+// Internal to src/kernels: the kernel objects dispatch.cc chooses among, and shared argument checks.
+#pragma once
+
+#include "kernels/qlinear.h"
+
+namespace lowbit::kernels {
+
+const QLinearKernel& qlinear_u8_ref();
+const QLinearKernel& qlinear_u8_avx2();
+const QLinearKernel& qlinear_u8_avx512vnni();
+
+// Throws lowbit::Error when args cannot be run against w (null pointers, both or no outputs,
+// strides shorter than the row, act_bits out of 1..8, out_min/out_max outside [0, 255]).
+void check_qlinear_args(const PreparedWeights& w, const QLinearArgs& args);
+void check_act_bits(int act_bits);
+
+}  // namespace lowbit::kernels
+
+namespace lowbit::kernels {
+bool cpu_has_avx2();        // AVX2 + FMA + BMI2 (dispatch.cc)
+bool cpu_has_avx512vnni();  // AVX-512 F/BW/VL + VNNI (dispatch.cc)
+}  // namespace lowbit::kernels

@@ -1,0 +1,214 @@
+// qlinear_u8_avx2 and qlinear_u8_avx512vnni: blocked weight preparation and the tile loop that
+// drives their micro-kernels (qlinear_avx2.cc, qlinear_avx512vnni.cc). No ISA flags here.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/qlinear_impl.h"
+#include "kernels/qlinear_ukernel.h"
+
+namespace lowbit::kernels {
+namespace {
+
+// Batches smaller than this run on the calling thread with no OpenMP region at all.
+constexpr int64_t kMinParallelBatch = 64;
+
+struct TiledWeights final : PreparedWeights {
+  WeightLayout layout = WeightLayout::kS8x4;
+  QLinearUkernel ukernel = nullptr;
+  int64_t kp = 0;                  // K rounded up to kKAlign
+  int64_t np = 0;                  // N rounded up to kTileCols
+  std::vector<int8_t> w8;          // kS8x4
+  std::vector<int16_t> w16;        // kS16x2
+  std::vector<int32_t> wc_sum;     // [N], sum_k (w - 2^(bits-1))
+};
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Centred codes wc = w - 2^(bits-1): [N, K] -> the blocked layout (qlinear_ukernel.h).
+void block_weights(const PackedWeights& packed, TiledWeights& t) {
+  const int64_t N = packed.rows, K = packed.cols;
+  std::vector<uint8_t> codes(static_cast<size_t>(N * K));
+  unpack_weights(packed, codes.data());
+  const int centre = 1 << (packed.bits - 1);
+  const int group = t.layout == WeightLayout::kS8x4 ? 4 : 2;
+  std::vector<int16_t> blocked(static_cast<size_t>(t.np * t.kp), 0);
+  t.wc_sum.assign(static_cast<size_t>(N), 0);
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t block = n / kTileCols, lane = n % kTileCols;
+    for (int64_t k = 0; k < K; ++k) {
+      const int wc = codes[n * K + k] - centre;
+      t.wc_sum[n] += wc;
+      // [block][k / group][lane][k % group]
+      blocked[((block * t.kp + k - k % group) * kTileCols) + lane * group + k % group] =
+          static_cast<int16_t>(wc);
+    }
+  }
+  if (t.layout == WeightLayout::kS8x4)
+    t.w8.assign(blocked.begin(), blocked.end());
+  else
+    t.w16 = std::move(blocked);
+}
+
+// Per-call constants, folded so the micro-kernel only adds them (all mod 2^32). With c = 2^(bits-1):
+//   sum_k (w - wz)(x - xz) = dot(wc, x) - xz * sum(wc) + (c - wz) * (sum(x) - K * xz)
+struct CallConstants {
+  std::vector<int32_t> col_const, row_factor, multiplier, shift;
+};
+
+void fill_constants(const TiledWeights& w, const QLinearArgs& a, CallConstants& c) {
+  const size_t np = static_cast<size_t>(w.np);
+  c.col_const.assign(np, 0);
+  c.row_factor.assign(np, 0);
+  c.multiplier.assign(np, 0);
+  c.shift.assign(np, 0);
+  const uint32_t centre = 1u << (w.bits - 1);
+  const uint32_t xz = static_cast<uint32_t>(a.x_zero_point);
+  const uint32_t K = static_cast<uint32_t>(w.cols);
+  for (int64_t n = 0; n < w.rows; ++n) {
+    const uint32_t factor = centre - static_cast<uint32_t>(a.w_zero_point[n]);
+    c.col_const[n] = static_cast<int32_t>(static_cast<uint32_t>(a.bias[n]) -
+                                          xz * static_cast<uint32_t>(w.wc_sum[n]) - factor * K * xz);
+    c.row_factor[n] = static_cast<int32_t>(factor);
+    c.multiplier[n] = a.multiplier[n];
+    c.shift[n] = a.shift[n];
+  }
+}
+
+// Rows [m0, m0 + mr) of x into the zero-padded tile buffer, with their sums.
+template <typename T>
+void pack_rows(const QLinearArgs& a, int64_t m0, int64_t mr, int64_t K, int64_t kp, T* buffer,
+               int32_t* x_sum) {
+  for (int64_t m = 0; m < mr; ++m) {
+    const uint8_t* x = a.x + (m0 + m) * a.x_stride;
+    T* out = buffer + m * kp;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      out[k] = x[k];
+      sum += x[k];
+    }
+    std::fill(out + K, out + kp, T{0});
+    x_sum[m] = sum;
+  }
+}
+
+template <typename T>
+void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants& c, int64_t first_tile,
+               int64_t end_tile) {
+  thread_local std::vector<T> buffer;
+  buffer.resize(static_cast<size_t>(kTileRows * w.kp));
+  int32_t x_sum[kTileRows];
+  QLinearTile tile;
+  tile.kp = w.kp;
+  tile.n = w.rows;
+  tile.x = buffer.data();
+  tile.x_sum = x_sum;
+  tile.w = w.layout == WeightLayout::kS8x4 ? static_cast<const void*>(w.w8.data())
+                                           : static_cast<const void*>(w.w16.data());
+  tile.col_const = c.col_const.data();
+  tile.row_factor = c.row_factor.data();
+  tile.multiplier = c.multiplier.data();
+  tile.shift = c.shift.data();
+  tile.out_zero_point = a.out_zero_point;
+  tile.out_min = a.out_min;
+  tile.out_max = a.out_max;
+  tile.y_stride = a.y_stride;
+  for (int64_t i = first_tile; i < end_tile; ++i) {
+    const int64_t m0 = i * kTileRows;
+    tile.mr = std::min<int64_t>(kTileRows, a.batch - m0);
+    pack_rows(a, m0, tile.mr, w.cols, w.kp, buffer.data(), x_sum);
+    tile.y_u8 = a.y_u8 ? a.y_u8 + m0 * a.y_stride : nullptr;
+    tile.y_i32 = a.y_i32 ? a.y_i32 + m0 * a.y_stride : nullptr;
+    w.ukernel(tile);
+  }
+}
+
+template <typename T>
+void run_all(const TiledWeights& w, const QLinearArgs& a, const CallConstants& c) {
+  const int64_t tiles = (a.batch + kTileRows - 1) / kTileRows;
+  if (a.batch < kMinParallelBatch) {
+    run_tiles<T>(w, a, c, 0, tiles);
+    return;
+  }
+#pragma omp parallel
+  {
+    // Contiguous, equal shares of tiles; integer results do not depend on the partition.
+    const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
+    run_tiles<T>(w, a, c, tiles * id / threads, tiles * (id + 1) / threads);
+  }
+}
+
+class TiledKernel : public QLinearKernel {
+ public:
+  void run(const PreparedWeights& prepared, const QLinearArgs& a) const override {
+    check_qlinear_args(prepared, a);
+    if (a.batch == 0 || prepared.rows == 0) return;
+    const auto& w = static_cast<const TiledWeights&>(prepared);
+    thread_local CallConstants constants;
+    fill_constants(w, a, constants);
+    if (w.layout == WeightLayout::kS8x4)
+      run_all<uint8_t>(w, a, constants);
+    else
+      run_all<int16_t>(w, a, constants);
+  }
+
+ protected:
+  std::unique_ptr<TiledWeights> blocked(const PackedWeights& packed, WeightLayout layout,
+                                        QLinearUkernel ukernel) const {
+    auto w = std::make_unique<TiledWeights>();
+    w->rows = packed.rows;
+    w->cols = packed.cols;
+    w->bits = packed.bits;
+    w->layout = layout;
+    w->ukernel = ukernel;
+    w->kp = round_up(packed.cols, kKAlign);
+    w->np = round_up(packed.rows, kTileCols);
+    block_weights(packed, *w);
+    return w;
+  }
+};
+
+class Avx2Kernel final : public TiledKernel {
+ public:
+  const char* name() const override { return "qlinear_u8_avx2"; }
+  bool available() const override { return cpu_has_avx2(); }
+  std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
+    check_act_bits(act_bits);
+    // vpmaddubsw pairs: |x0*wc0 + x1*wc1| <= 2 * (2^a - 1) * 2^(b-1) = (2^a - 1) * 2^b; `group` of
+    // them are summed in int16, so group * (2^a - 1) * 2^b must stay <= 32767 (docs/kernels.md).
+    const int64_t pair_bound = ((int64_t{1} << act_bits) - 1) << packed.bits;
+    if (pair_bound > 32767)  // only 8-bit weights with 8-bit activations
+      return blocked(packed, WeightLayout::kS16x2, qlinear_ukernel_4x16c2__avx2_s16);
+    if (4 * pair_bound <= 32767) return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c16__avx2);
+    if (2 * pair_bound <= 32767) return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c8__avx2);
+    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx2);
+  }
+};
+
+class Avx512VnniKernel final : public TiledKernel {
+ public:
+  const char* name() const override { return "qlinear_u8_avx512vnni"; }
+  bool available() const override { return cpu_has_avx512vnni(); }
+  std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
+    check_act_bits(act_bits);
+    // vpdpbusd adds 4 products of at most 255 * 128 straight into int32: exact for every width.
+    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx512vnni);
+  }
+};
+
+}  // namespace
+
+const QLinearKernel& qlinear_u8_avx2() {
+  static const Avx2Kernel kernel;
+  return kernel;
+}
+
+const QLinearKernel& qlinear_u8_avx512vnni() {
+  static const Avx512VnniKernel kernel;
+  return kernel;
+}
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,53 @@
+// Internal to src/kernels: the blocked weight layouts and the micro-kernels that consume them.
+//
+// Micro-kernels are plain functions over raw pointers (no STL, no inline templates shared with other
+// files), so the ISA flags of their file cannot leak into code the rest of the program links to.
+#pragma once
+
+#include <cstdint>
+
+namespace lowbit::kernels {
+
+inline constexpr int kTileRows = 4;       // MR: activation rows per tile
+inline constexpr int kTileCols = 16;      // NR: output features per weight block
+inline constexpr int kKAlign = 16;        // K is zero-padded to a multiple of this (kp)
+
+// Blocked weight layouts, built once by prepare(). Weights are centred, wc = w - 2^(bits-1), so
+// they fit int8; features n >= N and k >= K are zero.
+//   kS8x4:  int8  [ceil(N/16)][kp/4][16 n][4 k]   for vpmaddubsw / vpdpbusd
+//   kS16x2: int16 [ceil(N/16)][kp/2][16 n][2 k]   for vpmaddwd (8-bit weights x 8-bit activations)
+enum class WeightLayout { kS8x4, kS16x2 };
+
+// One tile of rows through every output feature. Activations are packed by the caller into
+// x: [mr][kp] (u8 for kS8x4, int16 for kS16x2), zero-padded past K. For row m and feature n:
+//   acc = dot(wc[n], x[m]) + col_const[n] + row_factor[n] * x_sum[m]   (int32, mod 2^32)
+// then requantize/clamp/store exactly as requantize.h specifies.
+struct QLinearTile {
+  int64_t mr = 0;                    // 1..kTileRows
+  int64_t kp = 0;                    // padded K
+  int64_t n = 0;                     // N
+  const void* x = nullptr;           // [mr][kp]
+  const int32_t* x_sum = nullptr;    // [mr], sum_k x[m][k]
+  const void* w = nullptr;           // blocked weights
+  const int32_t* col_const = nullptr;   // [N rounded up to 16], as below
+  const int32_t* row_factor = nullptr;  // [N rounded up to 16]
+  const int32_t* multiplier = nullptr;  // [N rounded up to 16]
+  const int32_t* shift = nullptr;       // [N rounded up to 16]
+  int32_t out_zero_point = 0, out_min = 0, out_max = 255;
+  uint8_t* y_u8 = nullptr;           // [mr][y_stride] or null
+  int32_t* y_i32 = nullptr;          // [mr][y_stride] or null
+  int64_t y_stride = 0;
+};
+
+using QLinearUkernel = void (*)(const QLinearTile& tile);
+
+// vpmaddubsw, widening to int32 every 4 / 8 / 16 k (exact when the int16 partial sums fit, see docs).
+void qlinear_ukernel_4x16c4__avx2(const QLinearTile& tile);
+void qlinear_ukernel_4x16c8__avx2(const QLinearTile& tile);
+void qlinear_ukernel_4x16c16__avx2(const QLinearTile& tile);
+// vpmaddwd on int16 weights and activations: exact for 8-bit x 8-bit.
+void qlinear_ukernel_4x16c2__avx2_s16(const QLinearTile& tile);
+// vpdpbusd on 256-bit registers: exact for every width.
+void qlinear_ukernel_4x16c4__avx512vnni(const QLinearTile& tile);
+
+}  // namespace lowbit::kernels
