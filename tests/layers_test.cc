@@ -99,18 +99,29 @@ TEST(LogSoftmax, RowsAreLogProbabilitiesEvenForHugeInputs) {
       ASSERT_TRUE(std::isfinite(y[r * 3 + c]));
       sum += std::exp(double{y[r * 3 + c]});
     }
-    EXPECT_NEAR(sum, 1.0, 1e-5);
+    EXPECT_NEAR(sum, 1.0, 1e-4);  // float ulp at 1000 is 6e-5
   }
   EXPECT_NEAR(y[2] - y[1], 1.0f, 1e-4);
 }
 
 TEST(GradientCheck, WholeModelBackwardMatchesLayerByLayerDifferences) {
-  Model model = Model::from_description(Model::fc_nn_description({1, 3, 3}, 4));
-  model.init(11);
+  // FC_NN's shape in miniature, small enough that no hidden unit sits near a ReLU kink.
+  Model model = Model::from_description(
+      {{"input_shape", {1, 3, 3}},
+       {"layers",
+        {{{"kind", "linear"}, {"out_features", 6}}, {{"kind", "relu"}},
+         {{"kind", "linear"}, {"out_features", 5}}, {{"kind", "relu"}},
+         {{"kind", "linear"}, {"out_features", 4}}, {{"kind", "log_softmax"}}}}});
+  model.init(1);
   std::mt19937_64 rng(5);
-  const Tensor x = random_tensor({2, 9}, rng);
+  const Tensor x = random_tensor({1, 9}, rng);
   Activations acts;
   const Tensor& out = model.forward(x, acts);
+  const float h = 1e-2f;
+  // Central differences are only valid away from ReLU kinks: no hidden pre-activation may sit
+  // within reach of the perturbation (the seeds above are chosen so; this guards the setup).
+  for (size_t layer : {0u, 2u})
+    for (float z : acts.outputs[layer].values()) ASSERT_GT(std::fabs(z), 0.03f);
   Tensor d_out(out.shape());
   d_out[1] = 1.0f;  // dLoss/dlogp[0][1] = 1: loss = logp[0][1]
   std::vector<Tensor> grads = model.zero_gradients();
@@ -118,7 +129,6 @@ TEST(GradientCheck, WholeModelBackwardMatchesLayerByLayerDifferences) {
   model.backward(x, acts, d_out, grads, scratch);
 
   auto params = model.parameters();
-  const float h = 1e-2f;
   auto loss = [&] {
     Activations a;
     return double{model.forward(x, a)[1]};
