@@ -1,4 +1,5 @@
 // `lowbit sweep`: the FC_NN study — train (or load), quantize at each bit width, table and plot.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -7,6 +8,7 @@
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/model_file.h"
+#include "lowbit/quantize.h"
 #include "lowbit/sweep.h"
 #include "training.h"
 
@@ -58,6 +60,11 @@ Action add_sweep_command(CLI::App& app) {
     SweepOptions options;
     options.bits = parse_bits(f->bits, "--bits");
     options.methods = CLI::detail::split(f->methods, ',');
+    const auto known = quantization_methods();
+    for (const std::string& method : options.methods)
+      if (std::find(known.begin(), known.end(), method) == known.end())
+        throw Error("--methods: unknown method \"" + method + "\" (known: " +
+                    CLI::detail::join(known, ", ") + ")");
     options.calibration_count = f->calibration;
     ensure_writable_dir(f->out_dir, "--out-dir");
 

@@ -1,0 +1,173 @@
+// The CLI on bad input: one line on stderr, a non-zero exit, no crash, no partial output file.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "data_fixtures.h"
+
+namespace lowbit {
+namespace {
+
+namespace fs = std::filesystem;
+using testing_data::fresh_dir;
+using testing_data::write_file;
+using testing_data::write_idx_dataset;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs the CLI with `args` in a sealed environment: only `dir`'s data, no cache, no system data.
+CliRun run_cli(const std::string& dir, const std::string& args) {
+  const std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
+  const std::string command = "env -u LOWBIT_DATA_DIR HOME=" + dir + "/home XDG_CACHE_HOME=" + dir +
+                              "/cache LOWBIT_SYSTEM_DATA_ROOT=" + dir + "/system " +
+                              LOWBIT_CLI_PATH + " " + args + " >" + out + " 2>" + err;
+  const int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
+}
+
+// Exit 1 or 2 (not a crash), exactly one line on stderr containing `words`.
+void expect_clean_failure(const CliRun& run, const std::string& words) {
+  EXPECT_TRUE(run.exit_code == 1 || run.exit_code == 2) << "exit " << run.exit_code << ": " << run.err;
+  ASSERT_FALSE(run.err.empty());
+  EXPECT_EQ(run.err.find('\n'), run.err.size() - 1) << "one line expected: " << run.err;
+  EXPECT_NE(run.err.find(words), std::string::npos) << run.err;
+}
+
+void expect_no_files(const std::string& dir) {
+  if (!fs::exists(dir)) return;
+  for (const auto& entry : fs::directory_iterator(dir)) ADD_FAILURE() << "left behind: " << entry.path();
+}
+
+TEST(Cli, MissingDataNamesWhereItLooked) {
+  const std::string dir = fresh_dir();
+  const CliRun run = run_cli(dir, "train --dataset mnist --out " + dir + "/out/m.lbm");
+  expect_clean_failure(run, "not found");
+  expect_no_files(dir + "/out");
+}
+
+TEST(Cli, BrokenIdxFilesAreNamed) {
+  const std::string dir = fresh_dir();
+  const std::string mnist = dir + "/data/mnist";
+  write_idx_dataset(mnist, 20, 10);
+  const std::string images = mnist + "/train-images-idx3-ubyte.gz";
+  struct Case {
+    std::string name, words;
+    testing_data::Bytes bytes;
+  };
+  testing_data::Bytes header_only = testing_data::idx_images(20, 2, 3, {});
+  testing_data::Bytes wrong_magic = testing_data::idx_images(20, 2, 3, testing_data::Bytes(120, 1));
+  wrong_magic[3] = 0x99;
+  testing_data::Bytes absurd = testing_data::idx_images(4000000000u, 60000, 60000, {});
+  const std::vector<Case> cases = {
+      {"truncated", "truncated", header_only},
+      {"empty", "train-images", {}},
+      {"wrong magic", "magic", wrong_magic},
+      {"absurd header", "train-images", absurd},
+      {"count mismatch", "train-labels", testing_data::idx_images(21, 2, 3, testing_data::Bytes(126, 1))},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    write_file(images, c.bytes, true);
+    const CliRun run = run_cli(dir, "train --data-dir " + dir + "/data --out " + dir + "/out/m.lbm");
+    expect_clean_failure(run, c.words);
+    EXPECT_NE(run.err.find("train-images"), std::string::npos) << run.err;
+    expect_no_files(dir + "/out");
+  }
+}
+
+TEST(Cli, BadFlagsFailBeforeAnyWork) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 20, 10);
+  const std::string base = "sweep --data-dir " + dir + "/data --out-dir " + dir + "/out ";
+  for (const auto& [args, words] : std::vector<std::pair<std::string, std::string>>{
+           {"--bits 0", "--bits"}, {"--bits 9", "--bits"}, {"--bits 5-3", "--bits"},
+           {"--bits x", "--bits"}, {"--epochs abc", "--epochs"}, {"--epochs -1", "--epochs"},
+           {"--epochs 0", "--epochs"}, {"--methods nonsense", "nonsense"}}) {
+    SCOPED_TRACE(args);
+    const CliRun run = run_cli(dir, base + args);
+    expect_clean_failure(run, words);
+    EXPECT_FALSE(fs::exists(dir + "/out/sweep.json"));
+  }
+}
+
+TEST(Cli, UnwritableOutDirIsAnError) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 20, 10);
+  testing_data::write_text(dir + "/a-file", "not a folder");
+  const CliRun run = run_cli(dir, "sweep --data-dir " + dir + "/data --epochs 1 --out-dir " + dir +
+                                   "/a-file/results");
+  expect_clean_failure(run, "--out-dir");
+}
+
+TEST(Cli, BadModelFilesAreErrors) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 64, 20);
+  const std::string model = dir + "/m.lbm";
+  const CliRun trained = run_cli(dir, "train --data-dir " + dir + "/data --epochs 1 --out " + model);
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  std::string bytes = slurp(model);
+
+  write_file(dir + "/truncated.lbm", testing_data::Bytes(bytes.begin(), bytes.begin() + bytes.size() / 2));
+  expect_clean_failure(run_cli(dir, "eval --data-dir " + dir + "/data --model " + dir + "/truncated.lbm"),
+                       "truncated.lbm");
+  std::string corrupted = bytes;
+  corrupted[corrupted.size() / 2] ^= 1;
+  write_file(dir + "/corrupted.lbm", testing_data::Bytes(corrupted.begin(), corrupted.end()));
+  expect_clean_failure(run_cli(dir, "eval --data-dir " + dir + "/data --model " + dir + "/corrupted.lbm"),
+                       "checksum");
+  std::string future = bytes;
+  future[8] = 99;
+  write_file(dir + "/future.lbm", testing_data::Bytes(future.begin(), future.end()));
+  expect_clean_failure(run_cli(dir, "eval --data-dir " + dir + "/data --model " + dir + "/future.lbm"),
+                       "newer");
+  expect_clean_failure(run_cli(dir, "sweep --data-dir " + dir + "/data --out-dir " + dir +
+                                        "/out --model " + dir + "/future.lbm"),
+                       "newer");
+}
+
+TEST(Cli, SweepWritesTableJsonAndPlotsOnTinyData) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 200, 50);
+  const CliRun run = run_cli(dir, "sweep --data-dir " + dir + "/data --epochs 1 --bits 2,8 --out-dir " +
+                                   dir + "/out --threads 1");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("minmax"), std::string::npos) << run.out;
+  const auto json = nlohmann::json::parse(slurp(dir + "/out/sweep.json"));
+  EXPECT_EQ(json["dataset"], "mnist");
+  EXPECT_EQ(json["train_size"], 200);
+  EXPECT_EQ(json["test_size"], 50);
+  ASSERT_EQ(json["results"].size(), 2u);
+  EXPECT_EQ(json["results"][0]["weight_bits"], 2);
+  EXPECT_EQ(json["results"][1]["act_bits"], 8);
+  for (const auto& row : json["results"]) {
+    EXPECT_GE(row["accuracy"].get<double>(), 0.0);
+    EXPECT_LE(row["accuracy"].get<double>(), 1.0);
+  }
+  EXPECT_GT(fs::file_size(dir + "/out/accuracy_vs_bits.png"), 1000u);
+  EXPECT_GT(fs::file_size(dir + "/out/accuracy_vs_bits.svg"), 1000u);
+
+  // Same seed, same result, on another thread count.
+  const CliRun again = run_cli(dir, "sweep --data-dir " + dir + "/data --epochs 1 --bits 2,8 --out-dir " +
+                                     dir + "/out2 --threads 2");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  auto a = json, b = nlohmann::json::parse(slurp(dir + "/out2/sweep.json"));
+  EXPECT_EQ(a["results"], b["results"]);
+  EXPECT_EQ(a["float_accuracy"], b["float_accuracy"]);
+}
+
+}  // namespace
+}  // namespace lowbit
