@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add(lowbit::cli::add_sweep_command);
   add(lowbit::cli::add_quantize_command);
   add(lowbit::cli::add_infer_command);
+  add(lowbit::cli::add_bench_command);
 
   try {
     app.parse(argc, argv);

@@ -41,6 +41,7 @@ class QuantizedModel {
   int weight_bits() const;  // of the first layer (all layers, unless mixed)
   int act_bits() const;
   int64_t weight_bytes() const;  // packed weights only
+  int64_t macs_per_image() const;  // multiply-accumulates of one forward pass
   const char* kernel_name() const;
   nlohmann::json metadata;       // copied from the float model, plus quantization facts
   nlohmann::json summary() const;  // per layer: shapes, bits, scales, zero points

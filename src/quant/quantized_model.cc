@@ -144,6 +144,12 @@ int64_t QuantizedModel::weight_bytes() const {
   return bytes;
 }
 
+int64_t QuantizedModel::macs_per_image() const {
+  int64_t macs = 0;
+  for (const auto& layer : layers_) macs += layer->in_features * layer->out_features;
+  return macs;
+}
+
 void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const {
   const int64_t features = input_size(), per_channel = features / channels_;
   const int64_t classes = num_classes();

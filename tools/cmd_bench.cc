@@ -1,0 +1,97 @@
+// `lowbit bench`: images per second and effective GOP/s of a quantized model on the integer engine.
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "lowbit/error.h"
+#include "lowbit/quantized_model.h"
+
+namespace lowbit::cli {
+namespace {
+
+std::vector<int64_t> parse_list(const std::string& text, const std::string& flag, int64_t max) {
+  std::vector<int64_t> values;
+  for (const std::string& part : CLI::detail::split(text, ',')) {
+    char* end = nullptr;
+    const long long v = std::strtoll(part.c_str(), &end, 10);
+    if (part.empty() || *end != '\0' || v < 1 || v > max)
+      throw Error(flag + " " + text + ": expected a comma-separated list of numbers in 1.." +
+                  std::to_string(max));
+    values.push_back(v);
+  }
+  return values;
+}
+
+}  // namespace
+
+Action add_bench_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "time a quantized model on the integer engine");
+  struct Flags {
+    std::string model, batches = "1,64,10000", threads = "1,2";
+    double seconds = 1.0;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("--model", f->model, "quantized model file")->required();
+  cmd->add_option("--batch", f->batches, "batch sizes")->capture_default_str();
+  cmd->add_option("--threads", f->threads, "thread counts")->capture_default_str();
+  cmd->add_option("--seconds", f->seconds, "time per configuration")
+      ->capture_default_str()->check(CLI::Range(0.01, 600.0));
+  cmd->add_flag("--json", f->json, "print results as JSON");
+  return [f] {
+    const QuantizedModel model = QuantizedModel::load(f->model);
+    const auto batches = parse_list(f->batches, "--batch", 1 << 20);
+    const auto threads = parse_list(f->threads, "--threads", 1024);
+    const int64_t features = model.input_size(), classes = model.num_classes();
+    const double ops_per_image = 2.0 * static_cast<double>(model.macs_per_image());
+    nlohmann::json rows = nlohmann::json::array();
+    if (!f->json)
+      std::printf("%s: %d-bit weights, %d-bit activations, kernel %s\n%8s %8s %14s %12s %10s\n",
+                  f->model.c_str(), model.weight_bits(), model.act_bits(), model.kernel_name(),
+                  "batch", "threads", "images/s", "us/image", "GOP/s");
+    for (int64_t t : threads) {
+      omp_set_num_threads(static_cast<int>(t));
+      for (int64_t batch : batches) {
+        std::mt19937_64 rng(1);
+        std::vector<uint8_t> pixels(batch * features);
+        for (auto& p : pixels) p = static_cast<uint8_t>(rng());
+        std::vector<int32_t> logits(batch * classes);
+        model.logits(pixels.data(), batch, logits.data());  // warm up
+        int64_t runs = 0;
+        const auto start = std::chrono::steady_clock::now();
+        double elapsed = 0;
+        do {
+          model.logits(pixels.data(), batch, logits.data());
+          ++runs;
+          elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        } while (elapsed < f->seconds);
+        const double images_per_s = static_cast<double>(runs * batch) / elapsed;
+        rows.push_back({{"batch", batch},
+                        {"threads", t},
+                        {"images_per_s", images_per_s},
+                        {"us_per_image", 1e6 / images_per_s},
+                        {"gops", images_per_s * ops_per_image / 1e9}});
+        if (!f->json)
+          std::printf("%8lld %8lld %14.0f %12.3f %10.1f\n", static_cast<long long>(batch),
+                      static_cast<long long>(t), images_per_s, 1e6 / images_per_s,
+                      images_per_s * ops_per_image / 1e9);
+      }
+    }
+    if (f->json)
+      std::printf("%s\n", nlohmann::json({{"model", f->model},
+                                          {"kernel", model.kernel_name()},
+                                          {"weight_bits", model.weight_bits()},
+                                          {"act_bits", model.act_bits()},
+                                          {"results", rows}})
+                              .dump(2)
+                              .c_str());
+    return 0;
+  };
+}
+
+}  // namespace lowbit::cli
