@@ -10,12 +10,15 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libplplot-dev plplot-driver-cairo
   dataset-fashion-mnist
-  nodejs npm
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm may come from elsewhere (a newer Node bundles its own npm); only a machine
+# without the commands gets Debian's packages.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   sudo=""
