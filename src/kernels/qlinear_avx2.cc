@@ -11,9 +11,27 @@
 namespace lowbit::kernels {
 namespace {
 
-// vpmaddubsw(u8 x, s8 wc) gives int16 sums of 2 products; GROUP of them (GROUP * 4 k) are added in
-// int16 before vpmaddwd widens to int32. prepare() picks GROUP so the int16 sums cannot saturate.
-template <int MR, int GROUP>
+// acc += vpmaddubsw(x, w) in int16 / acc += vpmaddwd(x, w) in int32, updating acc in place. Written as
+// asm because GCC 12 otherwise computes each sum into a fresh register and copies it back (one extra
+// move per multiply) or spills an accumulator, which costs a third of the kernel's throughput.
+inline void maddubs_accumulate(__m256i& acc, __m256i x, __m256i w) {
+  __m256i product;
+  __asm__("vpmaddubsw %[w], %[x], %[p]\n\tvpaddw %[p], %[acc], %[acc]"
+          : [acc] "+x"(acc), [p] "=&x"(product)
+          : [x] "x"(x), [w] "x"(w));
+}
+
+inline void madd_accumulate(__m256i& acc, __m256i x, __m256i w) {
+  __m256i product;
+  __asm__("vpmaddwd %[w], %[x], %[p]\n\tvpaddd %[p], %[acc], %[acc]"
+          : [acc] "+x"(acc), [p] "=&x"(product)
+          : [x] "x"(x), [w] "x"(w));
+}
+
+// vpmaddubsw(u8 x, s8 wc) gives int16 sums of 2 products. They are added up in int16 over chunks of
+// t.k_chunk k, which prepare() sizes so the int16 sums cannot saturate, and only then widened to
+// int32 by vpmaddwd with ones: 1- to 4-bit layers widen once or twice per row instead of every 4 k.
+template <int MR>
 void tile_s8(const QLinearTile& t) {
   const __m256i ones = _mm256_set1_epi16(1);
   const auto* x = static_cast<const uint8_t*>(t.x);
@@ -21,18 +39,21 @@ void tile_s8(const QLinearTile& t) {
   for (int64_t n0 = 0; n0 < t.n; n0 += kTileCols) {
     __m256i acc[MR][2];
     for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
-    for (int64_t k = 0; k < t.kp; k += 4 * GROUP) {
+    for (int64_t k0 = 0; k0 < t.kp; k0 += t.k_chunk) {
+      const int64_t k_end = k0 + t.k_chunk < t.kp ? k0 + t.k_chunk : t.kp;
       __m256i sum16[MR][2];
-      for (int g = 0; g < GROUP; ++g) {
-        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
-        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32));
+      for (int m = 0; m < MR; ++m) sum16[m][0] = sum16[m][1] = _mm256_setzero_si256();
+      for (int64_t k = k0; k < k_end; k += 4) {
+        __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+        __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32));
+        // Keeps the weights in registers: otherwise GCC folds them into every vpmaddubsw as a
+        // memory operand, and the loads (not the multiplies) become the bottleneck.
+        __asm__("" : "+x"(w0), "+x"(w1));
         w += 64;
         for (int m = 0; m < MR; ++m) {
-          const __m256i xb = broadcast_u32(x + m * t.kp + k + 4 * g);
-          const __m256i p0 = _mm256_maddubs_epi16(xb, w0);
-          const __m256i p1 = _mm256_maddubs_epi16(xb, w1);
-          sum16[m][0] = g == 0 ? p0 : _mm256_add_epi16(sum16[m][0], p0);
-          sum16[m][1] = g == 0 ? p1 : _mm256_add_epi16(sum16[m][1], p1);
+          const __m256i xb = broadcast_u32(x + m * t.kp + k);
+          maddubs_accumulate(sum16[m][0], xb, w0);
+          maddubs_accumulate(sum16[m][1], xb, w1);
         }
       }
       for (int m = 0; m < MR; ++m) {
@@ -50,37 +71,36 @@ void tile_s16(const QLinearTile& t) {
   const auto* x = static_cast<const int16_t*>(t.x);
   const auto* w = static_cast<const int16_t*>(t.w);
   for (int64_t n0 = 0; n0 < t.n; n0 += kTileCols) {
-    __m256i acc[MR][2];
-    for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+    // Local sums, copied to acc at the end, so GCC keeps them in registers.
+    __m256i sum[MR][2];
+    for (int m = 0; m < MR; ++m) sum[m][0] = sum[m][1] = _mm256_setzero_si256();
     for (int64_t k = 0; k < t.kp; k += 2) {
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
-      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
+      __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+      __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
+      __asm__("" : "+x"(w0), "+x"(w1));  // in registers, as in tile_s8
       w += 32;
       for (int m = 0; m < MR; ++m) {
         const __m256i xb = broadcast_u32(x + m * t.kp + k);
-        acc[m][0] = _mm256_add_epi32(acc[m][0], _mm256_madd_epi16(xb, w0));
-        acc[m][1] = _mm256_add_epi32(acc[m][1], _mm256_madd_epi16(xb, w1));
+        madd_accumulate(sum[m][0], xb, w0);
+        madd_accumulate(sum[m][1], xb, w1);
       }
     }
+    __m256i acc[MR][2];
+    for (int m = 0; m < MR; ++m) acc[m][0] = sum[m][0], acc[m][1] = sum[m][1];
     output_stage<MR>(t, n0, acc);
-  }
-}
-
-template <int GROUP>
-void dispatch_s8(const QLinearTile& t) {
-  switch (t.mr) {
-    case 1: return tile_s8<1, GROUP>(t);
-    case 2: return tile_s8<2, GROUP>(t);
-    case 3: return tile_s8<3, GROUP>(t);
-    default: return tile_s8<4, GROUP>(t);
   }
 }
 
 }  // namespace
 
-void qlinear_ukernel_4x16c4__avx2(const QLinearTile& t) { dispatch_s8<1>(t); }
-void qlinear_ukernel_4x16c8__avx2(const QLinearTile& t) { dispatch_s8<2>(t); }
-void qlinear_ukernel_4x16c16__avx2(const QLinearTile& t) { dispatch_s8<4>(t); }
+void qlinear_ukernel_4x16c4__avx2(const QLinearTile& t) {
+  switch (t.mr) {
+    case 1: return tile_s8<1>(t);
+    case 2: return tile_s8<2>(t);
+    case 3: return tile_s8<3>(t);
+    default: return tile_s8<4>(t);
+  }
+}
 
 void qlinear_ukernel_4x16c2__avx2_s16(const QLinearTile& t) {
   switch (t.mr) {

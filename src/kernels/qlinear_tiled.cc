@@ -19,6 +19,7 @@ constexpr int64_t kMinParallelBatch = 64;
 struct TiledWeights final : PreparedWeights {
   WeightLayout layout = WeightLayout::kS8x4;
   QLinearUkernel ukernel = nullptr;
+  int64_t k_chunk = 0;             // see QLinearTile
   int64_t kp = 0;                  // K rounded up to kKAlign
   int64_t np = 0;                  // N rounded up to kTileCols
   std::vector<int8_t> w8;          // kS8x4
@@ -104,6 +105,7 @@ void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants&
   QLinearTile tile;
   tile.kp = w.kp;
   tile.n = w.rows;
+  tile.k_chunk = w.k_chunk;
   tile.x = buffer.data();
   tile.x_sum = x_sum;
   tile.w = w.layout == WeightLayout::kS8x4 ? static_cast<const void*>(w.w8.data())
@@ -157,13 +159,14 @@ class TiledKernel : public QLinearKernel {
 
  protected:
   std::unique_ptr<TiledWeights> blocked(const PackedWeights& packed, WeightLayout layout,
-                                        QLinearUkernel ukernel) const {
+                                        QLinearUkernel ukernel, int64_t k_chunk) const {
     auto w = std::make_unique<TiledWeights>();
     w->rows = packed.rows;
     w->cols = packed.cols;
     w->bits = packed.bits;
     w->layout = layout;
     w->ukernel = ukernel;
+    w->k_chunk = k_chunk;
     w->kp = round_up(packed.cols, kKAlign);
     w->np = round_up(packed.rows, kTileCols);
     block_weights(packed, *w);
@@ -177,14 +180,14 @@ class Avx2Kernel final : public TiledKernel {
   bool available() const override { return cpu_has_avx2(); }
   std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
     check_act_bits(act_bits);
-    // vpmaddubsw pairs: |x0*wc0 + x1*wc1| <= 2 * (2^a - 1) * 2^(b-1) = (2^a - 1) * 2^b; `group` of
-    // them are summed in int16, so group * (2^a - 1) * 2^b must stay <= 32767 (docs/kernels.md).
+    // vpmaddubsw pairs: |x0*wc0 + x1*wc1| <= 2 * (2^a - 1) * 2^(b-1) = (2^a - 1) * 2^b. Summing
+    // `pairs` of them in int16 is exact while pairs * (2^a - 1) * 2^b <= 32767 (docs/kernels.md).
     const int64_t pair_bound = ((int64_t{1} << act_bits) - 1) << packed.bits;
     if (pair_bound > 32767)  // only 8-bit weights with 8-bit activations
-      return blocked(packed, WeightLayout::kS16x2, qlinear_ukernel_4x16c2__avx2_s16);
-    if (4 * pair_bound <= 32767) return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c16__avx2);
-    if (2 * pair_bound <= 32767) return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c8__avx2);
-    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx2);
+      return blocked(packed, WeightLayout::kS16x2, qlinear_ukernel_4x16c2__avx2_s16, 0);
+    // Each int16 lane takes one pair per 4 k.
+    const int64_t k_chunk = 4 * (32767 / pair_bound);
+    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx2, k_chunk);
   }
 };
 
@@ -195,7 +198,7 @@ class Avx512VnniKernel final : public TiledKernel {
   std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
     check_act_bits(act_bits);
     // vpdpbusd adds 4 products of at most 255 * 128 straight into int32: exact for every width.
-    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx512vnni);
+    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx512vnni, 0);
   }
 };
 

@@ -26,6 +26,7 @@ struct QLinearTile {
   int64_t mr = 0;                    // 1..kTileRows
   int64_t kp = 0;                    // padded K
   int64_t n = 0;                     // N
+  int64_t k_chunk = 0;               // multiple of 4: k summed in int16 before widening (vpmaddubsw)
   const void* x = nullptr;           // [mr][kp]
   const int32_t* x_sum = nullptr;    // [mr], sum_k x[m][k]
   const void* w = nullptr;           // blocked weights
@@ -41,10 +42,9 @@ struct QLinearTile {
 
 using QLinearUkernel = void (*)(const QLinearTile& tile);
 
-// vpmaddubsw, widening to int32 every 4 / 8 / 16 k (exact when the int16 partial sums fit, see docs).
+// vpmaddubsw, summing in int16 over tile.k_chunk k before widening to int32 (exact when
+// k_chunk / 2 * (2^act_bits - 1) * 2^(bits - 1) <= 32767, see docs/kernels.md).
 void qlinear_ukernel_4x16c4__avx2(const QLinearTile& tile);
-void qlinear_ukernel_4x16c8__avx2(const QLinearTile& tile);
-void qlinear_ukernel_4x16c16__avx2(const QLinearTile& tile);
 // vpmaddwd on int16 weights and activations: exact for 8-bit x 8-bit.
 void qlinear_ukernel_4x16c2__avx2_s16(const QLinearTile& tile);
 // vpdpbusd on 256-bit registers: exact for every width.
