@@ -65,18 +65,19 @@ void tile_s8(const QLinearTile& t) {
   }
 }
 
-// int16 path: vpmaddwd(x, wc) sums 2 products of at most 255 * 128 exactly in int32.
+// int16 path (kS8x2): vpmaddwd(x, wc) sums 2 products of at most 255 * 128 exactly in int32.
 template <int MR>
 void tile_s16(const QLinearTile& t) {
   const auto* x = static_cast<const int16_t*>(t.x);
-  const auto* w = static_cast<const int16_t*>(t.w);
+  const auto* w = static_cast<const int8_t*>(t.w);
   for (int64_t n0 = 0; n0 < t.n; n0 += kTileCols) {
     // Local sums, copied to acc at the end, so GCC keeps them in registers.
     __m256i sum[MR][2];
     for (int m = 0; m < MR; ++m) sum[m][0] = sum[m][1] = _mm256_setzero_si256();
     for (int64_t k = 0; k < t.kp; k += 2) {
-      __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
-      __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
+      // Weights stay int8 in memory (half the cache traffic) and are sign-extended on load.
+      __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+      __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 16)));
       __asm__("" : "+x"(w0), "+x"(w1));  // in registers, as in tile_s8
       w += 32;
       for (int m = 0; m < MR; ++m) {

@@ -22,8 +22,7 @@ struct TiledWeights final : PreparedWeights {
   int64_t k_chunk = 0;             // see QLinearTile
   int64_t kp = 0;                  // K rounded up to kKAlign
   int64_t np = 0;                  // N rounded up to kTileCols
-  std::vector<int8_t> w8;          // kS8x4
-  std::vector<int16_t> w16;        // kS16x2
+  std::vector<int8_t> w8;          // blocked, as the layout says
   std::vector<int32_t> wc_sum;     // [N], sum_k (w - 2^(bits-1))
 };
 
@@ -36,7 +35,8 @@ void block_weights(const PackedWeights& packed, TiledWeights& t) {
   unpack_weights(packed, codes.data());
   const int centre = 1 << (packed.bits - 1);
   const int group = t.layout == WeightLayout::kS8x4 ? 4 : 2;
-  std::vector<int16_t> blocked(static_cast<size_t>(t.np * t.kp), 0);
+  std::vector<int8_t>& blocked = t.w8;
+  blocked.assign(static_cast<size_t>(t.np * t.kp), 0);
   t.wc_sum.assign(static_cast<size_t>(N), 0);
   for (int64_t n = 0; n < N; ++n) {
     const int64_t block = n / kTileCols, lane = n % kTileCols;
@@ -45,13 +45,9 @@ void block_weights(const PackedWeights& packed, TiledWeights& t) {
       t.wc_sum[n] += wc;
       // [block][k / group][lane][k % group]
       blocked[((block * t.kp + k - k % group) * kTileCols) + lane * group + k % group] =
-          static_cast<int16_t>(wc);
+          static_cast<int8_t>(wc);
     }
   }
-  if (t.layout == WeightLayout::kS8x4)
-    t.w8.assign(blocked.begin(), blocked.end());
-  else
-    t.w16 = std::move(blocked);
 }
 
 // Per-call constants, folded so the micro-kernel only adds them (all mod 2^32). With c = 2^(bits-1):
@@ -108,8 +104,7 @@ void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants&
   tile.k_chunk = w.k_chunk;
   tile.x = buffer.data();
   tile.x_sum = x_sum;
-  tile.w = w.layout == WeightLayout::kS8x4 ? static_cast<const void*>(w.w8.data())
-                                           : static_cast<const void*>(w.w16.data());
+  tile.w = w.w8.data();
   tile.col_const = c.col_const.data();
   tile.row_factor = c.row_factor.data();
   tile.multiplier = c.multiplier.data();
@@ -184,7 +179,7 @@ class Avx2Kernel final : public TiledKernel {
     // `pairs` of them in int16 is exact while pairs * (2^a - 1) * 2^b <= 32767 (docs/kernels.md).
     const int64_t pair_bound = ((int64_t{1} << act_bits) - 1) << packed.bits;
     if (pair_bound > 32767)  // only 8-bit weights with 8-bit activations
-      return blocked(packed, WeightLayout::kS16x2, qlinear_ukernel_4x16c2__avx2_s16, 0);
+      return blocked(packed, WeightLayout::kS8x2, qlinear_ukernel_4x16c2__avx2_s16, 0);
     // Each int16 lane takes one pair per 4 k.
     const int64_t k_chunk = 4 * (32767 / pair_bound);
     return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx2, k_chunk);

@@ -15,11 +15,12 @@ inline constexpr int kKAlign = 16;        // K is zero-padded to a multiple of t
 // Blocked weight layouts, built once by prepare(). Weights are centred, wc = w - 2^(bits-1), so
 // they fit int8; features n >= N and k >= K are zero.
 //   kS8x4:  int8  [ceil(N/16)][kp/4][16 n][4 k]   for vpmaddubsw / vpdpbusd
-//   kS16x2: int16 [ceil(N/16)][kp/2][16 n][2 k]   for vpmaddwd (8-bit weights x 8-bit activations)
-enum class WeightLayout { kS8x4, kS16x2 };
+//   kS8x2:  int8  [ceil(N/16)][kp/2][16 n][2 k]   sign-extended to int16 in registers for vpmaddwd
+//                                                 (8-bit weights x 8-bit activations)
+enum class WeightLayout { kS8x4, kS8x2 };
 
 // One tile of rows through every output feature. Activations are packed by the caller into
-// x: [mr][kp] (u8 for kS8x4, int16 for kS16x2), zero-padded past K. For row m and feature n:
+// x: [mr][kp] (u8 for kS8x4, int16 for kS8x2), zero-padded past K. For row m and feature n:
 //   acc = dot(wc[n], x[m]) + col_const[n] + row_factor[n] * x_sum[m]   (int32, mod 2^32)
 // then requantize/clamp/store exactly as requantize.h specifies.
 struct QLinearTile {
