@@ -65,6 +65,48 @@ void tile_s8(const QLinearTile& t) {
   }
 }
 
+// kU4x8: each 64 bytes hold two k-quads as nibbles; unpacking costs 3 ALU ops per 64 weights but
+// halves the bytes read, which is what bounds small batches.
+template <int MR>
+void tile_u4(const QLinearTile& t) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+  const auto* x = static_cast<const uint8_t*>(t.x);
+  const auto* w = static_cast<const int8_t*>(t.w);
+  for (int64_t n0 = 0; n0 < t.n; n0 += kTileCols) {
+    __m256i acc[MR][2];
+    for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+    for (int64_t k0 = 0; k0 < t.kp; k0 += t.k_chunk) {
+      const int64_t k_end = k0 + t.k_chunk < t.kp ? k0 + t.k_chunk : t.kp;
+      __m256i sum16[MR][2];
+      for (int m = 0; m < MR; ++m) sum16[m][0] = sum16[m][1] = _mm256_setzero_si256();
+      for (int64_t k = k0; k < k_end; k += 8) {
+        const __m256i packed0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+        const __m256i packed1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32));
+        w += 64;
+        __m256i a0 = _mm256_and_si256(packed0, low_nibbles);
+        __m256i a1 = _mm256_and_si256(packed1, low_nibbles);
+        __m256i b0 = _mm256_and_si256(_mm256_srli_epi16(packed0, 4), low_nibbles);
+        __m256i b1 = _mm256_and_si256(_mm256_srli_epi16(packed1, 4), low_nibbles);
+        __asm__("" : "+x"(a0), "+x"(a1), "+x"(b0), "+x"(b1));
+        for (int m = 0; m < MR; ++m) {
+          const __m256i xa = broadcast_u32(x + m * t.kp + k);
+          maddubs_accumulate(sum16[m][0], xa, a0);
+          maddubs_accumulate(sum16[m][1], xa, a1);
+          const __m256i xb = broadcast_u32(x + m * t.kp + k + 4);
+          maddubs_accumulate(sum16[m][0], xb, b0);
+          maddubs_accumulate(sum16[m][1], xb, b1);
+        }
+      }
+      for (int m = 0; m < MR; ++m) {
+        acc[m][0] = _mm256_add_epi32(acc[m][0], _mm256_madd_epi16(sum16[m][0], ones));
+        acc[m][1] = _mm256_add_epi32(acc[m][1], _mm256_madd_epi16(sum16[m][1], ones));
+      }
+    }
+    output_stage<MR>(t, n0, acc);
+  }
+}
+
 // int16 path (kS8x2): vpmaddwd(x, wc) sums 2 products of at most 255 * 128 exactly in int32.
 template <int MR>
 void tile_s16(const QLinearTile& t) {
@@ -100,6 +142,15 @@ void qlinear_ukernel_4x16c4__avx2(const QLinearTile& t) {
     case 2: return tile_s8<2>(t);
     case 3: return tile_s8<3>(t);
     default: return tile_s8<4>(t);
+  }
+}
+
+void qlinear_ukernel_4x16c8__avx2_u4(const QLinearTile& t) {
+  switch (t.mr) {
+    case 1: return tile_u4<1>(t);
+    case 2: return tile_u4<2>(t);
+    case 3: return tile_u4<3>(t);
+    default: return tile_u4<4>(t);
   }
 }
 

@@ -15,6 +15,8 @@ namespace {
 
 // Batches smaller than this run on the calling thread with no OpenMP region at all.
 constexpr int64_t kMinParallelBatch = 64;
+// Per-core L2 of the machines we tune for (Zen 3: 512 KiB).
+constexpr int64_t kL2Bytes = 512 * 1024;
 
 struct TiledWeights final : PreparedWeights {
   WeightLayout layout = WeightLayout::kS8x4;
@@ -22,19 +24,20 @@ struct TiledWeights final : PreparedWeights {
   int64_t k_chunk = 0;             // see QLinearTile
   int64_t kp = 0;                  // K rounded up to kKAlign
   int64_t np = 0;                  // N rounded up to kTileCols
+  int32_t centre = 0;              // c: the layout holds wc = w - c
   std::vector<int8_t> w8;          // blocked, as the layout says
-  std::vector<int32_t> wc_sum;     // [N], sum_k (w - 2^(bits-1))
+  std::vector<int32_t> wc_sum;     // [N], sum_k wc
 };
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// Centred codes wc = w - 2^(bits-1): [N, K] -> the blocked layout (qlinear_ukernel.h).
+// Codes wc = w - centre: [N, K] -> the blocked layout (qlinear_ukernel.h).
 void block_weights(const PackedWeights& packed, TiledWeights& t) {
   const int64_t N = packed.rows, K = packed.cols;
   std::vector<uint8_t> codes(static_cast<size_t>(N * K));
   unpack_weights(packed, codes.data());
-  const int centre = 1 << (packed.bits - 1);
-  const int group = t.layout == WeightLayout::kS8x4 ? 4 : 2;
+  const int centre = t.centre;
+  const int group = t.layout == WeightLayout::kS8x2 ? 2 : 4;
   std::vector<int8_t>& blocked = t.w8;
   blocked.assign(static_cast<size_t>(t.np * t.kp), 0);
   t.wc_sum.assign(static_cast<size_t>(N), 0);
@@ -48,9 +51,17 @@ void block_weights(const PackedWeights& packed, TiledWeights& t) {
           static_cast<int8_t>(wc);
     }
   }
+  if (t.layout == WeightLayout::kU4x8) {
+    // Two consecutive 64-byte k-quad blocks share one: the first in the low nibbles.
+    std::vector<int8_t> nibbles(blocked.size() / 2);
+    for (size_t pair = 0; pair < nibbles.size() / 64; ++pair)
+      for (size_t i = 0; i < 64; ++i)
+        nibbles[pair * 64 + i] = static_cast<int8_t>(blocked[pair * 128 + i] | (blocked[pair * 128 + 64 + i] << 4));
+    blocked = std::move(nibbles);
+  }
 }
 
-// Per-call constants, folded so the micro-kernel only adds them (all mod 2^32). With c = 2^(bits-1):
+// Per-call constants, folded so the micro-kernel only adds them (all mod 2^32). With the layout's c:
 //   sum_k (w - wz)(x - xz) = dot(wc, x) - xz * sum(wc) + (c - wz) * (sum(x) - K * xz)
 struct CallConstants {
   std::vector<int32_t> col_const, row_factor, multiplier, shift;
@@ -62,7 +73,7 @@ void fill_constants(const TiledWeights& w, const QLinearArgs& a, CallConstants& 
   c.row_factor.assign(np, 0);
   c.multiplier.assign(np, 0);
   c.shift.assign(np, 0);
-  const uint32_t centre = 1u << (w.bits - 1);
+  const uint32_t centre = static_cast<uint32_t>(w.centre);
   const uint32_t xz = static_cast<uint32_t>(a.x_zero_point);
   const uint32_t K = static_cast<uint32_t>(w.cols);
   for (int64_t n = 0; n < w.rows; ++n) {
@@ -146,10 +157,10 @@ class TiledKernel : public QLinearKernel {
     const auto& w = static_cast<const TiledWeights&>(prepared);
     thread_local CallConstants constants;
     fill_constants(w, a, constants);
-    if (w.layout == WeightLayout::kS8x4)
-      run_all<uint8_t>(w, a, constants);
-    else
+    if (w.layout == WeightLayout::kS8x2)
       run_all<int16_t>(w, a, constants);
+    else
+      run_all<uint8_t>(w, a, constants);
   }
 
  protected:
@@ -162,6 +173,7 @@ class TiledKernel : public QLinearKernel {
     w->layout = layout;
     w->ukernel = ukernel;
     w->k_chunk = k_chunk;
+    w->centre = layout == WeightLayout::kU4x8 ? 0 : 1 << (packed.bits - 1);
     w->kp = round_up(packed.cols, kKAlign);
     w->np = round_up(packed.rows, kTileCols);
     block_weights(packed, *w);
@@ -180,6 +192,16 @@ class Avx2Kernel final : public TiledKernel {
     const int64_t pair_bound = ((int64_t{1} << act_bits) - 1) << packed.bits;
     if (pair_bound > 32767)  // only 8-bit weights with 8-bit activations
       return blocked(packed, WeightLayout::kS8x2, qlinear_ukernel_4x16c2__avx2_s16, 0);
+    // Sub-byte weights whose int8 copy would outgrow L2 stay 4-bit and are unpacked in registers:
+    // that halves the bytes streamed, which is what bounds such layers. Smaller layers run from
+    // cache either way, and there the pre-unpacked int8 copy measured as fast or faster
+    // (docs/kernels.md has the figures).
+    if (packed.bits <= 4 && round_up(packed.rows, kTileCols) * round_up(packed.cols, kKAlign) > kL2Bytes / 2) {
+      // Raw codes up to 2^b - 1 instead of centred ones up to 2^(b-1): the pair bound doubles.
+      const int64_t raw_pair_bound = 2 * ((int64_t{1} << act_bits) - 1) * ((int64_t{1} << packed.bits) - 1);
+      const int64_t k_chunk = 8 * std::max<int64_t>(1, 32767 / raw_pair_bound / 2);
+      return blocked(packed, WeightLayout::kU4x8, qlinear_ukernel_4x16c8__avx2_u4, k_chunk);
+    }
     // Each int16 lane takes one pair per 4 k.
     const int64_t k_chunk = 4 * (32767 / pair_bound);
     return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx2, k_chunk);

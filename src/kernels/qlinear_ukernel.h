@@ -13,11 +13,13 @@ inline constexpr int kTileCols = 16;      // NR: output features per weight bloc
 inline constexpr int kKAlign = 16;        // K is zero-padded to a multiple of this (kp)
 
 // Blocked weight layouts, built once by prepare(). Weights are centred, wc = w - 2^(bits-1), so
-// they fit int8; features n >= N and k >= K are zero.
+// they fit int8 (except kU4x8, which keeps raw codes); features n >= N and k >= K are zero.
 //   kS8x4:  int8  [ceil(N/16)][kp/4][16 n][4 k]   for vpmaddubsw / vpdpbusd
 //   kS8x2:  int8  [ceil(N/16)][kp/2][16 n][2 k]   sign-extended to int16 in registers for vpmaddwd
 //                                                 (8-bit weights x 8-bit activations)
-enum class WeightLayout { kS8x4, kS8x2 };
+//   kU4x8:  u4    [ceil(N/16)][kp/8][16 n][4 k] bytes, k-quads 2q and 2q+1 in the low and high
+//                                                 nibbles; raw codes (not centred), bits <= 4
+enum class WeightLayout { kS8x4, kS8x2, kU4x8 };
 
 // One tile of rows through every output feature. Activations are packed by the caller into
 // x: [mr][kp] (u8 for kS8x4, int16 for kS8x2), zero-padded past K. For row m and feature n:
@@ -46,6 +48,8 @@ using QLinearUkernel = void (*)(const QLinearTile& tile);
 // vpmaddubsw, summing in int16 over tile.k_chunk k before widening to int32 (exact when
 // k_chunk / 2 * (2^act_bits - 1) * 2^(bits - 1) <= 32767, see docs/kernels.md).
 void qlinear_ukernel_4x16c4__avx2(const QLinearTile& tile);
+// As 4x16c4, unpacking kU4x8 nibbles in registers (k_chunk a multiple of 8).
+void qlinear_ukernel_4x16c8__avx2_u4(const QLinearTile& tile);
 // vpmaddwd on int16 weights and activations: exact for 8-bit x 8-bit.
 void qlinear_ukernel_4x16c2__avx2_s16(const QLinearTile& tile);
 // vpdpbusd on 256-bit registers: exact for every width.
