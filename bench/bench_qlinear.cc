@@ -87,11 +87,11 @@ void bm_layer(benchmark::State& state, const QLinearKernel* kernel, int64_t K, i
       benchmark::Counter(2.0 * batch * N * K * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
-// FC_NN: 784 -> 64 (u8) -> 32 (u8) -> 10 (i32), all layers at `bits` for weights and activations.
-void bm_fc_nn(benchmark::State& state, const QLinearKernel* kernel, int64_t batch, int bits) {
+// FC_NN: 784 -> 64 (u8) -> 32 (u8) -> 10 (i32), weights at `bits`, activations at `act_bits`.
+void bm_fc_nn(benchmark::State& state, const QLinearKernel* kernel, int64_t batch, int bits, int act_bits) {
   std::mt19937 rng(99);
-  const Layer l1(784, 64, bits, bits, rng), l2(64, 32, bits, bits, rng), l3(32, 10, bits, bits, rng);
-  const auto x = random_codes(batch * 784, bits, rng);
+  const Layer l1(784, 64, bits, act_bits, rng), l2(64, 32, bits, act_bits, rng), l3(32, 10, bits, act_bits, rng);
+  const auto x = random_codes(batch * 784, act_bits, rng);
   std::vector<uint8_t> h1(batch * 64), h2(batch * 32);
   std::vector<int32_t> out(batch * 10), out_ref(batch * 10);
   auto forward = [&](const QLinearKernel& k, const PreparedWeights& p1, const PreparedWeights& p2,
@@ -100,11 +100,11 @@ void bm_fc_nn(benchmark::State& state, const QLinearKernel* kernel, int64_t batc
     k.run(p2, l2.args(rows, h1.data(), h2.data(), nullptr));
     k.run(p3, l3.args(rows, h2.data(), nullptr, logits));
   };
-  const auto p1 = kernel->prepare(l1.packed, bits), p2 = kernel->prepare(l2.packed, bits),
-             p3 = kernel->prepare(l3.packed, bits);
+  const auto p1 = kernel->prepare(l1.packed, act_bits), p2 = kernel->prepare(l2.packed, act_bits),
+             p3 = kernel->prepare(l3.packed, act_bits);
   {
-    const auto r1 = reference().prepare(l1.packed, bits), r2 = reference().prepare(l2.packed, bits),
-               r3 = reference().prepare(l3.packed, bits);
+    const auto r1 = reference().prepare(l1.packed, act_bits), r2 = reference().prepare(l2.packed, act_bits),
+               r3 = reference().prepare(l3.packed, act_bits);
     const int64_t check_rows = batch < 512 ? batch : 512;
     forward(reference(), *r1, *r2, *r3, check_rows, out_ref.data());
     forward(*kernel, *p1, *p2, *p3, batch, out.data());
@@ -137,7 +137,7 @@ void register_all() {
       for (int64_t batch : {1, 10000}) {
         if (is_ref && batch > 1) continue;  // the reference is the spec, not a contender
         benchmark::RegisterBenchmark((std::string(kernel->name()) + "/FC_NN/batch:" + std::to_string(batch) + b).c_str(),
-                                     bm_fc_nn, kernel, batch, bits)->UseRealTime();
+                                     bm_fc_nn, kernel, batch, bits, bits)->UseRealTime();
       }
       for (const Shape& s : fc_nn)
         for (int64_t batch : {1, 64, 10000}) {
