@@ -190,11 +190,10 @@ class Avx2Kernel final : public TiledKernel {
     // vpmaddubsw pairs: |x0*wc0 + x1*wc1| <= 2 * (2^a - 1) * 2^(b-1) = (2^a - 1) * 2^b. Summing
     // `pairs` of them in int16 is exact while pairs * (2^a - 1) * 2^b <= 32767 (docs/kernels.md).
     const int64_t pair_bound = ((int64_t{1} << act_bits) - 1) << packed.bits;
-    // vpmaddubsw pays off only if at least 2 pairs add up in int16 before widening; otherwise each
-    // pair would need its own vpmaddwd (2 multiplies per 32 products, as on the int16 path, plus an
-    // add). So 8x8 bits (where even one pair can saturate), 8x7 and 7x8 take the int16 path.
-    if (2 * pair_bound > 32767)
+    if (pair_bound > 32767)  // 8x8 bits: even one vpmaddubsw pair can saturate
       return blocked(packed, WeightLayout::kS8x2, qlinear_ukernel_4x16c2__avx2_s16, 0);
+    if (2 * pair_bound > 32767)  // 8x7, 7x8: one pair per int16 lane, widen at once
+      return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx2_widen, 4);
     // Sub-byte weights whose int8 copy would outgrow L2 stay 4-bit and are unpacked in registers:
     // that halves the bytes streamed, which is what bounds such layers. Smaller layers run from
     // cache either way, and there the pre-unpacked int8 copy measured as fast or faster

@@ -48,6 +48,8 @@ using QLinearUkernel = void (*)(const QLinearTile& tile);
 // vpmaddubsw, summing in int16 over tile.k_chunk k before widening to int32 (exact when
 // k_chunk / 2 * (2^act_bits - 1) * 2^(bits - 1) <= 32767, see docs/kernels.md).
 void qlinear_ukernel_4x16c4__avx2(const QLinearTile& tile);
+// As 4x16c4 with k_chunk = 4: vpmaddubsw then vpmaddwd every 4 k (8x7 and 7x8 bits).
+void qlinear_ukernel_4x16c4__avx2_widen(const QLinearTile& tile);
 // As 4x16c4, unpacking kU4x8 nibbles in registers (k_chunk a multiple of 8).
 void qlinear_ukernel_4x16c8__avx2_u4(const QLinearTile& tile);
 // vpmaddwd on int16 weights and activations: exact for 8-bit x 8-bit.
