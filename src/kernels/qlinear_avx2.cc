@@ -169,7 +169,51 @@ void tile_s16(const QLinearTile& t) {
   }
 }
 
+// Sum of the 32 bytes of v into 4 64-bit lanes (vpsadbw against zero: no multiplier needed).
+inline __m256i sum_bytes(__m256i v) { return _mm256_sad_epu8(v, _mm256_setzero_si256()); }
+
+inline int32_t horizontal_sum64(__m256i v) {
+  const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  return static_cast<int32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1));
+}
+
 }  // namespace
+
+void qlinear_pack_x_u8__avx2(const uint8_t* x, int64_t x_stride, int64_t mr, int64_t k, int64_t kp,
+                             uint8_t* out, int32_t* x_sum) {
+  for (int64_t m = 0; m < mr; ++m, x += x_stride, out += kp) {
+    __m256i sum = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 32 <= k; i += 32) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), v);
+      sum = _mm256_add_epi64(sum, sum_bytes(v));
+    }
+    int32_t tail = 0;
+    for (; i < k; ++i) tail += out[i] = x[i];
+    for (; i < kp; ++i) out[i] = 0;
+    x_sum[m] = horizontal_sum64(sum) + tail;
+  }
+}
+
+void qlinear_pack_x_s16__avx2(const uint8_t* x, int64_t x_stride, int64_t mr, int64_t k, int64_t kp,
+                              int16_t* out, int32_t* x_sum) {
+  for (int64_t m = 0; m < mr; ++m, x += x_stride, out += kp) {
+    __m256i sum = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 32 <= k; i += 32) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_cvtepu8_epi16(_mm256_castsi256_si128(v)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i + 16),
+                          _mm256_cvtepu8_epi16(_mm256_extracti128_si256(v, 1)));
+      sum = _mm256_add_epi64(sum, sum_bytes(v));
+    }
+    int32_t tail = 0;
+    for (; i < k; ++i) tail += out[i] = x[i];
+    for (; i < kp; ++i) out[i] = 0;
+    x_sum[m] = horizontal_sum64(sum) + tail;
+  }
+}
 
 void qlinear_ukernel_4x16c4__avx2(const QLinearTile& t) {
   switch (t.mr) {

@@ -87,20 +87,14 @@ void fill_constants(const TiledWeights& w, const QLinearArgs& a, CallConstants& 
 }
 
 // Rows [m0, m0 + mr) of x into the zero-padded tile buffer, with their sums.
-template <typename T>
-void pack_rows(const QLinearArgs& a, int64_t m0, int64_t mr, int64_t K, int64_t kp, T* buffer,
+void pack_rows(const QLinearArgs& a, int64_t m0, int64_t mr, int64_t K, int64_t kp, uint8_t* buffer,
                int32_t* x_sum) {
-  for (int64_t m = 0; m < mr; ++m) {
-    const uint8_t* x = a.x + (m0 + m) * a.x_stride;
-    T* out = buffer + m * kp;
-    int32_t sum = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      out[k] = x[k];
-      sum += x[k];
-    }
-    std::fill(out + K, out + kp, T{0});
-    x_sum[m] = sum;
-  }
+  qlinear_pack_x_u8__avx2(a.x + m0 * a.x_stride, a.x_stride, mr, K, kp, buffer, x_sum);
+}
+
+void pack_rows(const QLinearArgs& a, int64_t m0, int64_t mr, int64_t K, int64_t kp, int16_t* buffer,
+               int32_t* x_sum) {
+  qlinear_pack_x_s16__avx2(a.x + m0 * a.x_stride, a.x_stride, mr, K, kp, buffer, x_sum);
 }
 
 template <typename T>

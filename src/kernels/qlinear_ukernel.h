@@ -45,6 +45,13 @@ struct QLinearTile {
 
 using QLinearUkernel = void (*)(const QLinearTile& tile);
 
+// Activation tiles: rows [0, mr) of x: [mr][x_stride] -> out: [mr][kp] (u8 or int16), zero past k,
+// and x_sum[m] = sum_k x[m][k]. Need AVX2 (every CPU with AVX-512 VNNI has it).
+void qlinear_pack_x_u8__avx2(const uint8_t* x, int64_t x_stride, int64_t mr, int64_t k, int64_t kp,
+                             uint8_t* out, int32_t* x_sum);
+void qlinear_pack_x_s16__avx2(const uint8_t* x, int64_t x_stride, int64_t mr, int64_t k, int64_t kp,
+                              int16_t* out, int32_t* x_sum);
+
 // vpmaddubsw, summing in int16 over tile.k_chunk k before widening to int32 (exact when
 // k_chunk / 2 * (2^act_bits - 1) * 2^(bits - 1) <= 32767, see docs/kernels.md).
 void qlinear_ukernel_4x16c4__avx2(const QLinearTile& tile);
