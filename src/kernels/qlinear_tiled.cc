@@ -1,7 +1,5 @@
 // qlinear_u8_avx2 and qlinear_u8_avx512vnni: blocked weight preparation and the tile loop that
 // drives their micro-kernels (qlinear_avx2.cc, qlinear_avx512vnni.cc). No ISA flags here.
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -135,12 +133,14 @@ void run_all(const TiledWeights& w, const QLinearArgs& a, const CallConstants& c
     run_tiles<T>(w, a, c, 0, tiles);
     return;
   }
-#pragma omp parallel
-  {
-    // Contiguous, equal shares of tiles; integer results do not depend on the partition.
-    const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
-    run_tiles<T>(w, a, c, tiles * id / threads, tiles * (id + 1) / threads);
-  }
+  // Chunks of 16 tiles (64 rows) handed out dynamically, so a thread that gets descheduled on a
+  // shared machine leaves its remaining work to the others. Integer results do not depend on the
+  // partition.
+  constexpr int64_t kChunkTiles = 16;
+  const int64_t chunks = (tiles + kChunkTiles - 1) / kChunkTiles;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t chunk = 0; chunk < chunks; ++chunk)
+    run_tiles<T>(w, a, c, chunk * kChunkTiles, std::min(tiles, (chunk + 1) * kChunkTiles));
 }
 
 class TiledKernel : public QLinearKernel {
