@@ -420,7 +420,13 @@ TEST(QLinearArgsCheck, RejectsBadArguments) {
   QLinearArgs a;
   a.batch = 1;
   EXPECT_THROW(all_qlinear_kernels().front()->run(*prepared, a), Error);
-  EXPECT_THROW(all_qlinear_kernels().front()->prepare(pack_weights(w, 1, 1, 1), 9), Error);
+  for (const QLinearKernel* kernel : all_qlinear_kernels()) {
+    EXPECT_THROW(kernel->prepare(pack_weights(w, 1, 1, 1), 9), Error);
+    PackedWeights too_deep;
+    too_deep.rows = 1, too_deep.cols = kMaxInFeatures + 1, too_deep.bits = 1;
+    too_deep.data.resize(too_deep.row_bytes());
+    EXPECT_THROW(kernel->prepare(too_deep, 8), Error);
+  }
 }
 
 }  // namespace

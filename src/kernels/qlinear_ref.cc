@@ -10,9 +10,18 @@
 
 namespace lowbit::kernels {
 
-void check_act_bits(int act_bits) {
+void check_prepare(const PackedWeights& packed, int act_bits) {
   if (act_bits < 1 || act_bits > 8)
     throw Error("qlinear: act_bits must be in 1..8, got " + std::to_string(act_bits));
+  if (packed.bits < 1 || packed.bits > 8)
+    throw Error("qlinear: weight bits must be in 1..8, got " + std::to_string(packed.bits));
+  if (packed.cols > kMaxInFeatures)
+    throw Error("qlinear: K = " + std::to_string(packed.cols) + " exceeds kMaxInFeatures = " +
+                std::to_string(kMaxInFeatures));
+  if (packed.rows < 0 || packed.cols < 0 ||
+      static_cast<int64_t>(packed.data.size()) != packed.rows * packed.row_bytes())
+    throw Error("qlinear: packed weights hold " + std::to_string(packed.data.size()) +
+                " bytes, not rows * ceil(cols * bits / 8)");
 }
 
 void check_qlinear_args(const PreparedWeights& w, const QLinearArgs& a) {
@@ -40,7 +49,7 @@ class RefKernel final : public QLinearKernel {
   bool available() const override { return true; }
 
   std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
-    check_act_bits(act_bits);
+    check_prepare(packed, act_bits);
     auto w = std::make_unique<RefWeights>();
     w->rows = packed.rows;
     w->cols = packed.cols;

@@ -180,7 +180,7 @@ class Avx2Kernel final : public TiledKernel {
   const char* name() const override { return "qlinear_u8_avx2"; }
   bool available() const override { return cpu_has_avx2(); }
   std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
-    check_act_bits(act_bits);
+    check_prepare(packed, act_bits);
     // vpmaddubsw pairs: |x0*wc0 + x1*wc1| <= 2 * (2^a - 1) * 2^(b-1) = (2^a - 1) * 2^b. Summing
     // `pairs` of them in int16 is exact while pairs * (2^a - 1) * 2^b <= 32767 (docs/kernels.md).
     const int64_t pair_bound = ((int64_t{1} << act_bits) - 1) << packed.bits;
@@ -209,7 +209,7 @@ class Avx512VnniKernel final : public TiledKernel {
   const char* name() const override { return "qlinear_u8_avx512vnni"; }
   bool available() const override { return cpu_has_avx512vnni(); }
   std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
-    check_act_bits(act_bits);
+    check_prepare(packed, act_bits);
     // vpdpbusd adds 4 products of at most 255 * 128 straight into int32: exact for every width.
     return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx512vnni, 0);
   }
