@@ -120,6 +120,10 @@ void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants&
     const int64_t m0 = i * kTileRows;
     tile.mr = std::min<int64_t>(kTileRows, a.batch - m0);
     pack_rows(a, m0, tile.mr, w.cols, w.kp, buffer.data(), x_sum);
+    // Large batches stream x from memory: fetch the next tile's rows while this one computes.
+    if (i + 1 < end_tile)
+      for (int64_t m = m0 + kTileRows; m < std::min(a.batch, m0 + 2 * kTileRows); ++m)
+        for (int64_t k = 0; k < w.cols; k += 64) __builtin_prefetch(a.x + m * a.x_stride + k);
     tile.y_u8 = a.y_u8 ? a.y_u8 + m0 * a.y_stride : nullptr;
     tile.y_i32 = a.y_i32 ? a.y_i32 + m0 * a.y_stride : nullptr;
     w.ukernel(tile);
