@@ -66,22 +66,34 @@ struct CallConstants {
 };
 
 void fill_constants(const TiledWeights& w, const QLinearArgs& a, CallConstants& c) {
+  // Grow only, never assign: every entry used is written below, and batch 1 should not pay for
+  // memsets.
   const size_t np = static_cast<size_t>(w.np);
-  c.col_const.assign(np, 0);
-  c.row_factor.assign(np, 0);
-  c.multiplier.assign(np, 0);
-  c.shift.assign(np, 0);
+  if (c.col_const.size() < np) {
+    c.col_const.resize(np);
+    c.row_factor.resize(np);
+    c.multiplier.resize(np);
+    c.shift.resize(np);
+  }
   const uint32_t centre = static_cast<uint32_t>(w.centre);
   const uint32_t xz = static_cast<uint32_t>(a.x_zero_point);
   const uint32_t K = static_cast<uint32_t>(w.cols);
+  // Distinct arrays (restrict) so the loop vectorizes; it runs for every call, also at batch 1.
+  int32_t* __restrict col_const = c.col_const.data();
+  int32_t* __restrict row_factor = c.row_factor.data();
+  const int32_t* __restrict bias = a.bias;
+  const int32_t* __restrict w_zero_point = a.w_zero_point;
+  const int32_t* __restrict wc_sum = w.wc_sum.data();
   for (int64_t n = 0; n < w.rows; ++n) {
-    const uint32_t factor = centre - static_cast<uint32_t>(a.w_zero_point[n]);
-    c.col_const[n] = static_cast<int32_t>(static_cast<uint32_t>(a.bias[n]) -
-                                          xz * static_cast<uint32_t>(w.wc_sum[n]) - factor * K * xz);
-    c.row_factor[n] = static_cast<int32_t>(factor);
-    c.multiplier[n] = a.multiplier[n];
-    c.shift[n] = a.shift[n];
+    const uint32_t factor = centre - static_cast<uint32_t>(w_zero_point[n]);
+    col_const[n] = static_cast<int32_t>(static_cast<uint32_t>(bias[n]) -
+                                        xz * static_cast<uint32_t>(wc_sum[n]) - factor * K * xz);
+    row_factor[n] = static_cast<int32_t>(factor);
   }
+  std::copy(a.multiplier, a.multiplier + w.rows, c.multiplier.begin());
+  std::copy(a.shift, a.shift + w.rows, c.shift.begin());
+  for (int64_t n = w.rows; n < w.np; ++n)  // padding features: computed, never stored
+    c.col_const[n] = c.row_factor[n] = c.multiplier[n] = c.shift[n] = 0;
 }
 
 // Rows [m0, m0 + mr) of x into the zero-padded tile buffer, with their sums.
@@ -99,7 +111,8 @@ template <typename T>
 void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants& c, int64_t first_tile,
                int64_t end_tile) {
   thread_local std::vector<T> buffer;
-  buffer.resize(static_cast<size_t>(kTileRows * w.kp));
+  // Grow only: shrinking and regrowing between layers would value-initialize the buffer each call.
+  if (buffer.size() < static_cast<size_t>(kTileRows * w.kp)) buffer.resize(static_cast<size_t>(kTileRows * w.kp));
   int32_t x_sum[kTileRows];
   QLinearTile tile;
   tile.kp = w.kp;
