@@ -1,5 +1,5 @@
 // AVX2 qlinear micro-kernels: 4 rows x 16 features per tile, vpmaddubsw (or vpmaddwd for 8x8 bits).
-// Compiled with -mavx2 -mfma -mbmi2; everything here except the exported ukernels has internal linkage.
+// Compiled with -mavx2 -mfma -mbmi2; everything here except the exported functions has internal linkage.
 #include <immintrin.h>
 
 #include <cstdint>
