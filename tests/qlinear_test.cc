@@ -427,6 +427,18 @@ TEST(QLinearArgsCheck, RejectsBadArguments) {
     too_deep.data.resize(too_deep.row_bytes());
     EXPECT_THROW(kernel->prepare(too_deep, 8), Error);
   }
+  // Weights prepared by one kernel cannot be run by another with a different layout.
+  const QLinearKernel& avx2 = *all_qlinear_kernels()[1];
+  if (avx2.available()) {
+    const int32_t zero[1] = {0}, mult[1] = {1 << 30};
+    const uint8_t x[1] = {1};
+    int32_t y[1];
+    QLinearArgs b;
+    b.batch = 1, b.x = x, b.x_stride = 1, b.bias = zero, b.w_zero_point = zero, b.multiplier = mult;
+    b.shift = zero, b.y_i32 = y, b.y_stride = 1;
+    EXPECT_THROW(avx2.run(*prepared, b), Error);
+    EXPECT_THROW(all_qlinear_kernels().front()->run(*avx2.prepare(pack_weights(w, 1, 1, 1), 1), b), Error);
+  }
 }
 
 }  // namespace

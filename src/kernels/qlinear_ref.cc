@@ -64,7 +64,9 @@ class RefKernel final : public QLinearKernel {
   // otherwise, so kernels agree bit for bit even on inputs outside the contract.
   void run(const PreparedWeights& prepared, const QLinearArgs& a) const override {
     check_qlinear_args(prepared, a);
-    const auto& w = static_cast<const RefWeights&>(prepared);
+    const auto* ref = dynamic_cast<const RefWeights*>(&prepared);
+    if (!ref) throw Error("qlinear_u8_ref: weights were prepared by another kernel");
+    const RefWeights& w = *ref;
     const int64_t N = w.rows, K = w.cols;
     for (int64_t m = 0; m < a.batch; ++m) {
       const uint8_t* x = a.x + m * a.x_stride;

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/qlinear_impl.h"
 #include "kernels/qlinear_ukernel.h"
+#include "lowbit/error.h"
 
 namespace lowbit::kernels {
 namespace {
@@ -165,7 +167,9 @@ class TiledKernel : public QLinearKernel {
   void run(const PreparedWeights& prepared, const QLinearArgs& a) const override {
     check_qlinear_args(prepared, a);
     if (a.batch == 0 || prepared.rows == 0) return;
-    const auto& w = static_cast<const TiledWeights&>(prepared);
+    const auto* tiled = dynamic_cast<const TiledWeights*>(&prepared);
+    if (!tiled) throw Error(std::string(name()) + ": weights were prepared by another kernel");
+    const TiledWeights& w = *tiled;
     thread_local CallConstants constants;
     fill_constants(w, a, constants);
     if (w.layout == WeightLayout::kS8x2)
