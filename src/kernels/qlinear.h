@@ -6,10 +6,18 @@
 //   y_u8[m][n]  = clamp(out_zero_point + requantize(acc, multiplier[n], shift[n]), out_min, out_max)
 // or, when y_i32 is given instead,
 //   y_i32[m][n] = out_zero_point + requantize(acc, multiplier[n], shift[n])   (saturating)
-// requantize(acc, M0, e) multiplies by M0 * 2^(e - 31), M0 in [2^30, 2^31), as gemmlowp does:
+// requantize(acc, M0, e) multiplies by M0 * 2^(e - 31), M0 in [0, 2^31), e in [-31, 31], as gemmlowp
+// does:
 //   left  = max(e, 0), right = max(-e, 0)
 //   r     = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(saturate(acc * 2^left), M0), right)
-// (docs/quantization.md has every rounding rule). All kernels agree bit for bit with the reference.
+// and out_zero_point + r saturates to int32 before the u8 clamp. requantize.h has these functions and
+// quantize_multiplier(real, &M0, &e); docs/kernels.md has the rounding rules and bounds.
+//
+// Preconditions (kernels pick their exact path from them): x codes < 2^act_bits as given to
+// prepare(); zero points within their code ranges; K <= kMaxInFeatures; |bias| <= 2^31 - 1 -
+// K * (2^bits - 1) * (2^act_bits - 1) (at most 16,744,447 at K = 32768, 8x8 bits), so acc is exact;
+// 0 <= out_min <= out_max <= 255. Past the K and bias bounds acc is still defined, modulo 2^32, and
+// every kernel agrees with the reference bit for bit; codes out of range give unspecified outputs.
 #pragma once
 
 #include <cstdint>

@@ -10,9 +10,11 @@ const QLinearKernel& qlinear_u8_avx2();
 const QLinearKernel& qlinear_u8_avx512vnni();
 
 // Throws lowbit::Error when args cannot be run against w (null pointers, both or no outputs,
-// strides shorter than the row, act_bits out of 1..8, out_min/out_max outside [0, 255]).
+// strides shorter than the row, out_min/out_max outside [0, 255]).
 void check_qlinear_args(const PreparedWeights& w, const QLinearArgs& args);
-void check_act_bits(int act_bits);
+// Throws lowbit::Error unless bits and act_bits are in 1..8, K <= kMaxInFeatures and the packed
+// data has rows * row_bytes() bytes.
+void check_prepare(const PackedWeights& packed, int act_bits);
 
 }  // namespace lowbit::kernels
 

@@ -10,9 +10,18 @@
 
 namespace lowbit::kernels {
 
-void check_act_bits(int act_bits) {
+void check_prepare(const PackedWeights& packed, int act_bits) {
   if (act_bits < 1 || act_bits > 8)
     throw Error("qlinear: act_bits must be in 1..8, got " + std::to_string(act_bits));
+  if (packed.bits < 1 || packed.bits > 8)
+    throw Error("qlinear: weight bits must be in 1..8, got " + std::to_string(packed.bits));
+  if (packed.cols > kMaxInFeatures)
+    throw Error("qlinear: K = " + std::to_string(packed.cols) + " exceeds kMaxInFeatures = " +
+                std::to_string(kMaxInFeatures));
+  if (packed.rows < 0 || packed.cols < 0 ||
+      static_cast<int64_t>(packed.data.size()) != packed.rows * packed.row_bytes())
+    throw Error("qlinear: packed weights hold " + std::to_string(packed.data.size()) +
+                " bytes, not rows * ceil(cols * bits / 8)");
 }
 
 void check_qlinear_args(const PreparedWeights& w, const QLinearArgs& a) {
@@ -40,7 +49,7 @@ class RefKernel final : public QLinearKernel {
   bool available() const override { return true; }
 
   std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
-    check_act_bits(act_bits);
+    check_prepare(packed, act_bits);
     auto w = std::make_unique<RefWeights>();
     w->rows = packed.rows;
     w->cols = packed.cols;
@@ -55,7 +64,9 @@ class RefKernel final : public QLinearKernel {
   // otherwise, so kernels agree bit for bit even on inputs outside the contract.
   void run(const PreparedWeights& prepared, const QLinearArgs& a) const override {
     check_qlinear_args(prepared, a);
-    const auto& w = static_cast<const RefWeights&>(prepared);
+    const auto* ref = dynamic_cast<const RefWeights*>(&prepared);
+    if (!ref) throw Error("qlinear_u8_ref: weights were prepared by another kernel");
+    const RefWeights& w = *ref;
     const int64_t N = w.rows, K = w.cols;
     for (int64_t m = 0; m < a.batch; ++m) {
       const uint8_t* x = a.x + m * a.x_stride;

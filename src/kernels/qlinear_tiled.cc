@@ -1,41 +1,45 @@
 // qlinear_u8_avx2 and qlinear_u8_avx512vnni: blocked weight preparation and the tile loop that
 // drives their micro-kernels (qlinear_avx2.cc, qlinear_avx512vnni.cc). No ISA flags here.
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/qlinear_impl.h"
 #include "kernels/qlinear_ukernel.h"
+#include "lowbit/error.h"
 
 namespace lowbit::kernels {
 namespace {
 
 // Batches smaller than this run on the calling thread with no OpenMP region at all.
 constexpr int64_t kMinParallelBatch = 64;
+// Per-core L2 of the machines we tune for (Zen 3: 512 KiB).
+constexpr int64_t kL2Bytes = 512 * 1024;
 
 struct TiledWeights final : PreparedWeights {
   WeightLayout layout = WeightLayout::kS8x4;
   QLinearUkernel ukernel = nullptr;
+  int64_t k_chunk = 0;             // see QLinearTile
   int64_t kp = 0;                  // K rounded up to kKAlign
   int64_t np = 0;                  // N rounded up to kTileCols
-  std::vector<int8_t> w8;          // kS8x4
-  std::vector<int16_t> w16;        // kS16x2
-  std::vector<int32_t> wc_sum;     // [N], sum_k (w - 2^(bits-1))
+  int32_t centre = 0;              // c: the layout holds wc = w - c
+  std::vector<int8_t> w8;          // blocked, as the layout says
+  std::vector<int32_t> wc_sum;     // [N], sum_k wc
 };
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// Centred codes wc = w - 2^(bits-1): [N, K] -> the blocked layout (qlinear_ukernel.h).
+// Codes wc = w - centre: [N, K] -> the blocked layout (qlinear_ukernel.h).
 void block_weights(const PackedWeights& packed, TiledWeights& t) {
   const int64_t N = packed.rows, K = packed.cols;
   std::vector<uint8_t> codes(static_cast<size_t>(N * K));
   unpack_weights(packed, codes.data());
-  const int centre = 1 << (packed.bits - 1);
-  const int group = t.layout == WeightLayout::kS8x4 ? 4 : 2;
-  std::vector<int16_t> blocked(static_cast<size_t>(t.np * t.kp), 0);
+  const int centre = t.centre;
+  const int group = t.layout == WeightLayout::kS8x2 ? 2 : 4;
+  std::vector<int8_t>& blocked = t.w8;
+  blocked.assign(static_cast<size_t>(t.np * t.kp), 0);
   t.wc_sum.assign(static_cast<size_t>(N), 0);
   for (int64_t n = 0; n < N; ++n) {
     const int64_t block = n / kTileCols, lane = n % kTileCols;
@@ -44,70 +48,81 @@ void block_weights(const PackedWeights& packed, TiledWeights& t) {
       t.wc_sum[n] += wc;
       // [block][k / group][lane][k % group]
       blocked[((block * t.kp + k - k % group) * kTileCols) + lane * group + k % group] =
-          static_cast<int16_t>(wc);
+          static_cast<int8_t>(wc);
     }
   }
-  if (t.layout == WeightLayout::kS8x4)
-    t.w8.assign(blocked.begin(), blocked.end());
-  else
-    t.w16 = std::move(blocked);
+  if (t.layout == WeightLayout::kU4x8) {
+    // Two consecutive 64-byte k-quad blocks share one: the first in the low nibbles.
+    std::vector<int8_t> nibbles(blocked.size() / 2);
+    for (size_t pair = 0; pair < nibbles.size() / 64; ++pair)
+      for (size_t i = 0; i < 64; ++i)
+        nibbles[pair * 64 + i] = static_cast<int8_t>(blocked[pair * 128 + i] | (blocked[pair * 128 + 64 + i] << 4));
+    blocked = std::move(nibbles);
+  }
 }
 
-// Per-call constants, folded so the micro-kernel only adds them (all mod 2^32). With c = 2^(bits-1):
+// Per-call constants, folded so the micro-kernel only adds them (all mod 2^32). With the layout's c:
 //   sum_k (w - wz)(x - xz) = dot(wc, x) - xz * sum(wc) + (c - wz) * (sum(x) - K * xz)
 struct CallConstants {
   std::vector<int32_t> col_const, row_factor, multiplier, shift;
 };
 
 void fill_constants(const TiledWeights& w, const QLinearArgs& a, CallConstants& c) {
+  // Grow only, never assign: every entry used is written below, and batch 1 should not pay for
+  // memsets.
   const size_t np = static_cast<size_t>(w.np);
-  c.col_const.assign(np, 0);
-  c.row_factor.assign(np, 0);
-  c.multiplier.assign(np, 0);
-  c.shift.assign(np, 0);
-  const uint32_t centre = 1u << (w.bits - 1);
+  if (c.col_const.size() < np) {
+    c.col_const.resize(np);
+    c.row_factor.resize(np);
+    c.multiplier.resize(np);
+    c.shift.resize(np);
+  }
+  const uint32_t centre = static_cast<uint32_t>(w.centre);
   const uint32_t xz = static_cast<uint32_t>(a.x_zero_point);
   const uint32_t K = static_cast<uint32_t>(w.cols);
+  // Distinct arrays (restrict) so the loop vectorizes; it runs for every call, also at batch 1.
+  int32_t* __restrict col_const = c.col_const.data();
+  int32_t* __restrict row_factor = c.row_factor.data();
+  const int32_t* __restrict bias = a.bias;
+  const int32_t* __restrict w_zero_point = a.w_zero_point;
+  const int32_t* __restrict wc_sum = w.wc_sum.data();
   for (int64_t n = 0; n < w.rows; ++n) {
-    const uint32_t factor = centre - static_cast<uint32_t>(a.w_zero_point[n]);
-    c.col_const[n] = static_cast<int32_t>(static_cast<uint32_t>(a.bias[n]) -
-                                          xz * static_cast<uint32_t>(w.wc_sum[n]) - factor * K * xz);
-    c.row_factor[n] = static_cast<int32_t>(factor);
-    c.multiplier[n] = a.multiplier[n];
-    c.shift[n] = a.shift[n];
+    const uint32_t factor = centre - static_cast<uint32_t>(w_zero_point[n]);
+    col_const[n] = static_cast<int32_t>(static_cast<uint32_t>(bias[n]) -
+                                        xz * static_cast<uint32_t>(wc_sum[n]) - factor * K * xz);
+    row_factor[n] = static_cast<int32_t>(factor);
   }
+  std::copy(a.multiplier, a.multiplier + w.rows, c.multiplier.begin());
+  std::copy(a.shift, a.shift + w.rows, c.shift.begin());
+  for (int64_t n = w.rows; n < w.np; ++n)  // padding features: computed, never stored
+    c.col_const[n] = c.row_factor[n] = c.multiplier[n] = c.shift[n] = 0;
 }
 
 // Rows [m0, m0 + mr) of x into the zero-padded tile buffer, with their sums.
-template <typename T>
-void pack_rows(const QLinearArgs& a, int64_t m0, int64_t mr, int64_t K, int64_t kp, T* buffer,
+void pack_rows(const QLinearArgs& a, int64_t m0, int64_t mr, int64_t K, int64_t kp, uint8_t* buffer,
                int32_t* x_sum) {
-  for (int64_t m = 0; m < mr; ++m) {
-    const uint8_t* x = a.x + (m0 + m) * a.x_stride;
-    T* out = buffer + m * kp;
-    int32_t sum = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      out[k] = x[k];
-      sum += x[k];
-    }
-    std::fill(out + K, out + kp, T{0});
-    x_sum[m] = sum;
-  }
+  qlinear_pack_x_u8__avx2(a.x + m0 * a.x_stride, a.x_stride, mr, K, kp, buffer, x_sum);
+}
+
+void pack_rows(const QLinearArgs& a, int64_t m0, int64_t mr, int64_t K, int64_t kp, int16_t* buffer,
+               int32_t* x_sum) {
+  qlinear_pack_x_s16__avx2(a.x + m0 * a.x_stride, a.x_stride, mr, K, kp, buffer, x_sum);
 }
 
 template <typename T>
 void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants& c, int64_t first_tile,
                int64_t end_tile) {
   thread_local std::vector<T> buffer;
-  buffer.resize(static_cast<size_t>(kTileRows * w.kp));
+  // Grow only: shrinking and regrowing between layers would value-initialize the buffer each call.
+  if (buffer.size() < static_cast<size_t>(kTileRows * w.kp)) buffer.resize(static_cast<size_t>(kTileRows * w.kp));
   int32_t x_sum[kTileRows];
   QLinearTile tile;
   tile.kp = w.kp;
   tile.n = w.rows;
+  tile.k_chunk = w.k_chunk;
   tile.x = buffer.data();
   tile.x_sum = x_sum;
-  tile.w = w.layout == WeightLayout::kS8x4 ? static_cast<const void*>(w.w8.data())
-                                           : static_cast<const void*>(w.w16.data());
+  tile.w = w.w8.data();
   tile.col_const = c.col_const.data();
   tile.row_factor = c.row_factor.data();
   tile.multiplier = c.multiplier.data();
@@ -120,6 +135,10 @@ void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants&
     const int64_t m0 = i * kTileRows;
     tile.mr = std::min<int64_t>(kTileRows, a.batch - m0);
     pack_rows(a, m0, tile.mr, w.cols, w.kp, buffer.data(), x_sum);
+    // Large batches stream x from memory: fetch the next tile's rows while this one computes.
+    if (i + 1 < end_tile)
+      for (int64_t m = m0 + kTileRows; m < std::min(a.batch, m0 + 2 * kTileRows); ++m)
+        for (int64_t k = 0; k < w.cols; k += 64) __builtin_prefetch(a.x + m * a.x_stride + k);
     tile.y_u8 = a.y_u8 ? a.y_u8 + m0 * a.y_stride : nullptr;
     tile.y_i32 = a.y_i32 ? a.y_i32 + m0 * a.y_stride : nullptr;
     w.ukernel(tile);
@@ -133,12 +152,14 @@ void run_all(const TiledWeights& w, const QLinearArgs& a, const CallConstants& c
     run_tiles<T>(w, a, c, 0, tiles);
     return;
   }
-#pragma omp parallel
-  {
-    // Contiguous, equal shares of tiles; integer results do not depend on the partition.
-    const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
-    run_tiles<T>(w, a, c, tiles * id / threads, tiles * (id + 1) / threads);
-  }
+  // Chunks of 16 tiles (64 rows) handed out dynamically, so a thread that gets descheduled on a
+  // shared machine leaves its remaining work to the others. Integer results do not depend on the
+  // partition.
+  constexpr int64_t kChunkTiles = 16;
+  const int64_t chunks = (tiles + kChunkTiles - 1) / kChunkTiles;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t chunk = 0; chunk < chunks; ++chunk)
+    run_tiles<T>(w, a, c, chunk * kChunkTiles, std::min(tiles, (chunk + 1) * kChunkTiles));
 }
 
 class TiledKernel : public QLinearKernel {
@@ -146,24 +167,28 @@ class TiledKernel : public QLinearKernel {
   void run(const PreparedWeights& prepared, const QLinearArgs& a) const override {
     check_qlinear_args(prepared, a);
     if (a.batch == 0 || prepared.rows == 0) return;
-    const auto& w = static_cast<const TiledWeights&>(prepared);
+    const auto* tiled = dynamic_cast<const TiledWeights*>(&prepared);
+    if (!tiled) throw Error(std::string(name()) + ": weights were prepared by another kernel");
+    const TiledWeights& w = *tiled;
     thread_local CallConstants constants;
     fill_constants(w, a, constants);
-    if (w.layout == WeightLayout::kS8x4)
-      run_all<uint8_t>(w, a, constants);
-    else
+    if (w.layout == WeightLayout::kS8x2)
       run_all<int16_t>(w, a, constants);
+    else
+      run_all<uint8_t>(w, a, constants);
   }
 
  protected:
   std::unique_ptr<TiledWeights> blocked(const PackedWeights& packed, WeightLayout layout,
-                                        QLinearUkernel ukernel) const {
+                                        QLinearUkernel ukernel, int64_t k_chunk) const {
     auto w = std::make_unique<TiledWeights>();
     w->rows = packed.rows;
     w->cols = packed.cols;
     w->bits = packed.bits;
     w->layout = layout;
     w->ukernel = ukernel;
+    w->k_chunk = k_chunk;
+    w->centre = layout == WeightLayout::kU4x8 ? 0 : 1 << (packed.bits - 1);
     w->kp = round_up(packed.cols, kKAlign);
     w->np = round_up(packed.rows, kTileCols);
     block_weights(packed, *w);
@@ -176,15 +201,27 @@ class Avx2Kernel final : public TiledKernel {
   const char* name() const override { return "qlinear_u8_avx2"; }
   bool available() const override { return cpu_has_avx2(); }
   std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
-    check_act_bits(act_bits);
-    // vpmaddubsw pairs: |x0*wc0 + x1*wc1| <= 2 * (2^a - 1) * 2^(b-1) = (2^a - 1) * 2^b; `group` of
-    // them are summed in int16, so group * (2^a - 1) * 2^b must stay <= 32767 (docs/kernels.md).
+    check_prepare(packed, act_bits);
+    // vpmaddubsw pairs: |x0*wc0 + x1*wc1| <= 2 * (2^a - 1) * 2^(b-1) = (2^a - 1) * 2^b. Summing
+    // `pairs` of them in int16 is exact while pairs * (2^a - 1) * 2^b <= 32767 (docs/kernels.md).
     const int64_t pair_bound = ((int64_t{1} << act_bits) - 1) << packed.bits;
-    if (pair_bound > 32767)  // only 8-bit weights with 8-bit activations
-      return blocked(packed, WeightLayout::kS16x2, qlinear_ukernel_4x16c2__avx2_s16);
-    if (4 * pair_bound <= 32767) return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c16__avx2);
-    if (2 * pair_bound <= 32767) return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c8__avx2);
-    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx2);
+    if (pair_bound > 32767)  // 8x8 bits: even one vpmaddubsw pair can saturate
+      return blocked(packed, WeightLayout::kS8x2, qlinear_ukernel_4x16c2__avx2_s16, 0);
+    if (2 * pair_bound > 32767)  // 8x7, 7x8: one pair per int16 lane, widen at once
+      return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx2_widen, 4);
+    // Sub-byte weights whose int8 copy would outgrow L2 stay 4-bit and are unpacked in registers:
+    // that halves the bytes streamed, which is what bounds such layers. Smaller layers run from
+    // cache either way, and there the pre-unpacked int8 copy measured as fast or faster
+    // (docs/kernels.md has the figures).
+    if (packed.bits <= 4 && round_up(packed.rows, kTileCols) * round_up(packed.cols, kKAlign) > kL2Bytes / 2) {
+      // Raw codes up to 2^b - 1 instead of centred ones up to 2^(b-1): the pair bound doubles.
+      const int64_t raw_pair_bound = 2 * ((int64_t{1} << act_bits) - 1) * ((int64_t{1} << packed.bits) - 1);
+      const int64_t k_chunk = 8 * std::max<int64_t>(1, 32767 / raw_pair_bound / 2);
+      return blocked(packed, WeightLayout::kU4x8, qlinear_ukernel_4x16c8__avx2_u4, k_chunk);
+    }
+    // Each int16 lane takes one pair per 4 k.
+    const int64_t k_chunk = 4 * (32767 / pair_bound);
+    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx2, k_chunk);
   }
 };
 
@@ -193,9 +230,9 @@ class Avx512VnniKernel final : public TiledKernel {
   const char* name() const override { return "qlinear_u8_avx512vnni"; }
   bool available() const override { return cpu_has_avx512vnni(); }
   std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
-    check_act_bits(act_bits);
+    check_prepare(packed, act_bits);
     // vpdpbusd adds 4 products of at most 255 * 128 straight into int32: exact for every width.
-    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx512vnni);
+    return blocked(packed, WeightLayout::kS8x4, qlinear_ukernel_4x16c4__avx512vnni, 0);
   }
 };
 

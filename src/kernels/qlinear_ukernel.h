@@ -13,19 +13,23 @@ inline constexpr int kTileCols = 16;      // NR: output features per weight bloc
 inline constexpr int kKAlign = 16;        // K is zero-padded to a multiple of this (kp)
 
 // Blocked weight layouts, built once by prepare(). Weights are centred, wc = w - 2^(bits-1), so
-// they fit int8; features n >= N and k >= K are zero.
+// they fit int8 (except kU4x8, which keeps raw codes); features n >= N and k >= K are zero.
 //   kS8x4:  int8  [ceil(N/16)][kp/4][16 n][4 k]   for vpmaddubsw / vpdpbusd
-//   kS16x2: int16 [ceil(N/16)][kp/2][16 n][2 k]   for vpmaddwd (8-bit weights x 8-bit activations)
-enum class WeightLayout { kS8x4, kS16x2 };
+//   kS8x2:  int8  [ceil(N/16)][kp/2][16 n][2 k]   sign-extended to int16 in registers for vpmaddwd
+//                                                 (8-bit weights x 8-bit activations)
+//   kU4x8:  u4    [ceil(N/16)][kp/8][16 n][4 k] bytes, k-quads 2q and 2q+1 in the low and high
+//                                                 nibbles; raw codes (not centred), bits <= 4
+enum class WeightLayout { kS8x4, kS8x2, kU4x8 };
 
 // One tile of rows through every output feature. Activations are packed by the caller into
-// x: [mr][kp] (u8 for kS8x4, int16 for kS16x2), zero-padded past K. For row m and feature n:
+// x: [mr][kp] (u8 for kS8x4, int16 for kS8x2), zero-padded past K. For row m and feature n:
 //   acc = dot(wc[n], x[m]) + col_const[n] + row_factor[n] * x_sum[m]   (int32, mod 2^32)
 // then requantize/clamp/store exactly as requantize.h specifies.
 struct QLinearTile {
   int64_t mr = 0;                    // 1..kTileRows
   int64_t kp = 0;                    // padded K
   int64_t n = 0;                     // N
+  int64_t k_chunk = 0;               // multiple of 4: k summed in int16 before widening (vpmaddubsw)
   const void* x = nullptr;           // [mr][kp]
   const int32_t* x_sum = nullptr;    // [mr], sum_k x[m][k]
   const void* w = nullptr;           // blocked weights
@@ -41,10 +45,20 @@ struct QLinearTile {
 
 using QLinearUkernel = void (*)(const QLinearTile& tile);
 
-// vpmaddubsw, widening to int32 every 4 / 8 / 16 k (exact when the int16 partial sums fit, see docs).
+// Activation tiles: rows [0, mr) of x: [mr][x_stride] -> out: [mr][kp] (u8 or int16), zero past k,
+// and x_sum[m] = sum_k x[m][k]. Need AVX2 (every CPU with AVX-512 VNNI has it).
+void qlinear_pack_x_u8__avx2(const uint8_t* x, int64_t x_stride, int64_t mr, int64_t k, int64_t kp,
+                             uint8_t* out, int32_t* x_sum);
+void qlinear_pack_x_s16__avx2(const uint8_t* x, int64_t x_stride, int64_t mr, int64_t k, int64_t kp,
+                              int16_t* out, int32_t* x_sum);
+
+// vpmaddubsw, summing in int16 over tile.k_chunk k before widening to int32 (exact when
+// k_chunk / 2 * (2^act_bits - 1) * 2^(bits - 1) <= 32767, see docs/kernels.md).
 void qlinear_ukernel_4x16c4__avx2(const QLinearTile& tile);
-void qlinear_ukernel_4x16c8__avx2(const QLinearTile& tile);
-void qlinear_ukernel_4x16c16__avx2(const QLinearTile& tile);
+// As 4x16c4 with k_chunk = 4: vpmaddubsw then vpmaddwd every 4 k (8x7 and 7x8 bits).
+void qlinear_ukernel_4x16c4__avx2_widen(const QLinearTile& tile);
+// As 4x16c4, unpacking kU4x8 nibbles in registers (k_chunk a multiple of 8).
+void qlinear_ukernel_4x16c8__avx2_u4(const QLinearTile& tile);
 // vpmaddwd on int16 weights and activations: exact for 8-bit x 8-bit.
 void qlinear_ukernel_4x16c2__avx2_s16(const QLinearTile& tile);
 // vpdpbusd on 256-bit registers: exact for every width.
