@@ -9,6 +9,7 @@ packages=(
   libeigen3-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libplplot-dev plplot-driver-cairo
+  libdnnl-dev
   dataset-fashion-mnist
 )
 missing=()
