@@ -1,6 +1,9 @@
 // Weight rounding to codes: nearest, and GPTQ's Hessian-aware error feedback.
 #include "quant/rounding.h"
 
+#include <algorithm>
+#include <numeric>
+
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
@@ -43,20 +46,30 @@ std::vector<uint8_t> round_with_gptq(const Tensor& weight, const std::vector<Qua
                                      const Tensor& inputs) {
   const int64_t out = weight.dim(0), in = weight.row_size();
   if (inputs.row_size() != in) throw Error("GPTQ: inputs do not match the weight's columns");
-  const MatrixD h = dampened_hessian(inputs, in);
+  const MatrixD unordered = dampened_hessian(inputs, in);
+  // "act order" (GPTQ repository): the columns whose inputs carry the most energy go first,
+  // while the most later columns remain to absorb their error. Ties keep index order.
+  std::vector<int64_t> order(in);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return unordered(a, a) > unordered(b, b);
+  });
+  MatrixD h(in, in);
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t j = 0; j < in; ++j) h(i, j) = unordered(order[i], order[j]);
   const MatrixD h_inverse = h.llt().solve(MatrixD::Identity(in, in));
   Eigen::LLT<MatrixD> factor(h_inverse);
   if (factor.info() != Eigen::Success) throw Error("GPTQ: inverse Hessian is not positive definite");
   const MatrixD u = factor.matrixU();
   MatrixD w(out, in);
   for (int64_t o = 0; o < out; ++o)
-    for (int64_t k = 0; k < in; ++k) w(o, k) = weight[o * in + k];
+    for (int64_t k = 0; k < in; ++k) w(o, k) = weight[o * in + order[k]];
   std::vector<uint8_t> codes(weight.size());
   for (int64_t k = 0; k < in; ++k) {
     for (int64_t o = 0; o < out; ++o) {
       const QuantParams& p = row_params(params, o);
       const int32_t q = p.quantize(static_cast<float>(w(o, k)));
-      codes[o * in + k] = static_cast<uint8_t>(q);
+      codes[o * in + order[k]] = static_cast<uint8_t>(q);
       const double error = (w(o, k) - p.dequantize(q)) / u(k, k);
       w.row(o).tail(in - k - 1) -= error * u.row(k).tail(in - k - 1);
     }
