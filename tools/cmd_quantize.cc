@@ -33,6 +33,8 @@ void parse_layer_bits(const std::string& text, QuantOptions& options) {
 template <class Flags>
 void apply_quantize_flags(const Flags& f, QuantOptions& options) {
   if (!f.act_calibration.empty()) options.calibration = parse_calibration(f.act_calibration);
+  if (!f.weight_calibration.empty())
+    options.weight_calibration = parse_calibration(f.weight_calibration);
   if (f.percentile > 0) {
     options.percentile = f.percentile;
     options.calibration = Calibration::percentile;
@@ -50,7 +52,7 @@ Action add_quantize_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("quantize", "quantize a float model into an integer model file");
   struct Flags {
     DataFlags data;
-    std::string model, out, method = "minmax", act_calibration, rounding, layer_bits;
+    std::string model, out, method = "minmax", act_calibration, weight_calibration, rounding, layer_bits;
     int bits = 0, weight_bits = 0, act_bits = 0, threads = 0;
     double percentile = 0;
     bool per_channel = false, symmetric = false, bias_correction = false;
@@ -68,7 +70,8 @@ Action add_quantize_command(CLI::App& app) {
   cmd->add_option("--method", f->method,
                   "preset: minmax, percentile, mse, kl, mse_pc, gptq, best (flags below override it)")
       ->capture_default_str();
-  cmd->add_option("--calibration", f->act_calibration, "activation ranges: minmax, percentile, mse, kl");
+  cmd->add_option("--calibration", f->act_calibration, "activation ranges: minmax, percentile, mse, kl, output_mse");
+  cmd->add_option("--weight-calibration", f->weight_calibration, "weight ranges: minmax or mse");
   cmd->add_option("--percentile", f->percentile, "percentile P for percentile calibration "
                   "(implies --calibration percentile)")->check(CLI::Range(50.0, 100.0));
   cmd->add_flag("--per-channel", f->per_channel, "weights: one range per output channel");

@@ -19,6 +19,8 @@ enum class Calibration {
   percentile,  // [(100 - p)-th, p-th] percentile
   mse,         // the range, shrunk from [min, max], with the least mean squared error
   kl,          // TensorRT entropy calibration: least KL divergence on a 2048-bin histogram
+  output_mse,  // activations only: the range, shrunk from [min, max], with the least MSE of the
+               // layer's output X W^T (the error the next computation actually sees)
 };
 enum class Rounding {
   nearest,  // round each weight to its nearest code
@@ -44,7 +46,7 @@ struct QuantOptions {
 std::vector<std::string> quantization_methods();
 // The options a preset stands for, at the given bit widths. Throws on an unknown name.
 QuantOptions preset_options(const std::string& method, int weight_bits, int act_bits);
-Calibration parse_calibration(const std::string& name);  // "minmax", "percentile", "mse", "kl"
+Calibration parse_calibration(const std::string& name);  // "minmax", "percentile", "mse", "kl", "output_mse"
 Rounding parse_rounding(const std::string& name);        // "nearest", "gptq"
 
 // One Linear layer, quantized.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "lowbit/error.h"
+#include "nn/eigen_view.h"
 
 namespace lowbit {
 namespace {
@@ -91,6 +92,26 @@ Range kl_range(std::span<const float> values, int bits) {
 
 }  // namespace
 
+Range output_mse_range(const Tensor& inputs, const Tensor& weight, int bits) {
+  const int64_t rows = std::min<int64_t>(inputs.dim(0), 512), in = inputs.row_size();
+  const Tensor x({rows, in}, std::vector<float>(inputs.data(), inputs.data() + rows * in));
+  const RowMatrix reference = as_matrix(x) * as_matrix(weight).transpose();
+  const Range full = range_of(inputs.values());
+  Range best = full;
+  double best_error = -1;
+  Tensor quantized = x;
+  for (int i = kMseGridSteps; i >= 1; --i) {
+    const float alpha = static_cast<float>(i) / kMseGridSteps;
+    const Range candidate{alpha * full.min, alpha * full.max};
+    const QuantParams params = minmax_params(candidate, bits);
+    for (int64_t k = 0; k < x.size(); ++k) quantized[k] = params.fake_quantize(x[k]);
+    const RowMatrix error = as_matrix(quantized) * as_matrix(weight).transpose() - reference;
+    const double e = error.cast<double>().squaredNorm();
+    if (best_error < 0 || e < best_error) best_error = e, best = candidate;
+  }
+  return best;
+}
+
 double quantization_mse(std::span<const float> values, const QuantParams& params) {
   double sum = 0;
   for (float v : values) {
@@ -108,6 +129,7 @@ Range calibrate_range(std::span<const float> values, int bits, Calibration calib
     case Calibration::percentile: return percentile_range(values, percentile);
     case Calibration::mse: return mse_range(values, bits);
     case Calibration::kl: return kl_range(values, bits);
+    case Calibration::output_mse: throw Error("output_mse calibration needs the layer's weight");
   }
   throw Error("unknown calibration");
 }

@@ -96,7 +96,10 @@ Tensor quantize_linear(const Linear& linear, const Tensor& float_input, const Te
   q.in_features = linear.in_features();
   q.out_features = linear.out_features();
   q.input = minmax_params(
-      calibrate_range(float_input.values(), act_bits, o.calibration, o.percentile), act_bits);
+      o.calibration == Calibration::output_mse
+          ? output_mse_range(float_input, linear.weight(), act_bits)
+          : calibrate_range(float_input.values(), act_bits, o.calibration, o.percentile),
+      act_bits);
   Tensor x = quantized_input;
   for (float& v : x.values()) v = q.input.fake_quantize(v);
   q.weight = weight_params(linear.weight(), weight_bits, o);
@@ -135,6 +138,7 @@ QuantOptions preset_options(const std::string& method, int weight_bits, int act_
     o.calibration = Calibration::kl;
   } else if (method == "mse_pc" || method == "gptq" || method == "best") {
     o.calibration = o.weight_calibration = Calibration::mse;
+    if (method == "best") o.calibration = Calibration::output_mse;
     o.per_channel = true;
     if (method != "mse_pc") o.rounding = Rounding::gptq;
     o.bias_correction = method == "best";
@@ -149,6 +153,7 @@ Calibration parse_calibration(const std::string& name) {
   if (name == "percentile") return Calibration::percentile;
   if (name == "mse") return Calibration::mse;
   if (name == "kl") return Calibration::kl;
+  if (name == "output_mse") return Calibration::output_mse;
   throw Error("unknown calibration \"" + name + "\" (minmax, percentile, mse, kl)");
 }
 
