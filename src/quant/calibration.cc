@@ -93,10 +93,17 @@ Range kl_range(std::span<const float> values, int bits) {
 }  // namespace
 
 Range output_mse_range(const Tensor& inputs, const Tensor& weight, int bits) {
+  return output_mse_range(inputs, inputs, weight, bits);
+}
+
+Range output_mse_range(const Tensor& float_inputs, const Tensor& inputs, const Tensor& weight,
+                       int bits) {
   const int64_t rows = std::min<int64_t>(inputs.dim(0), 512), in = inputs.row_size();
   const Tensor x({rows, in}, std::vector<float>(inputs.data(), inputs.data() + rows * in));
-  const RowMatrix reference = as_matrix(x) * as_matrix(weight).transpose();
-  const Range full = range_of(inputs.values());
+  const Tensor float_x({rows, in},
+                       std::vector<float>(float_inputs.data(), float_inputs.data() + rows * in));
+  const RowMatrix reference = as_matrix(float_x) * as_matrix(weight).transpose();
+  const Range full = range_of(float_inputs.values());
   Range best = full;
   double best_error = -1;
   Tensor quantized = x;

@@ -16,6 +16,10 @@ Range calibrate_range(std::span<const float> values, int bits, Calibration calib
 // Calibration::output_mse: inputs [count, in], weight [out, in]; the range alpha * [min, max]
 // (alpha on the mse grid) minimizing ||X W^T - fq(X) W^T||^2 over the first 512 rows.
 Range output_mse_range(const Tensor& inputs, const Tensor& weight, int bits);
+// The same, with the error measured against the float model: ||X W^T - fq(X~) W^T||^2, where
+// X~ (`inputs`) is what the layer sees with the earlier layers quantized.
+Range output_mse_range(const Tensor& float_inputs, const Tensor& inputs, const Tensor& weight,
+                       int bits);
 
 // Symmetric weights: levels scale * (q - zero_point) with zero_point = 2^(b-1) and
 // scale = a / (2^(b-1) - 1), so the codes 1..2^b-1 span [-a, a] and real 0 is exact

@@ -97,7 +97,7 @@ Tensor quantize_linear(const Linear& linear, const Tensor& float_input, const Te
   q.out_features = linear.out_features();
   q.input = minmax_params(
       o.calibration == Calibration::output_mse
-          ? output_mse_range(float_input, linear.weight(), act_bits)
+          ? output_mse_range(float_input, quantized_input, linear.weight(), act_bits)
           : calibrate_range(float_input.values(), act_bits, o.calibration, o.percentile),
       act_bits);
   Tensor x = quantized_input;
