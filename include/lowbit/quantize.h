@@ -35,6 +35,9 @@ struct QuantOptions {
   bool symmetric = false;         // weights: range [-a, a], see symmetric_params()
   Calibration calibration = Calibration::minmax;         // activations
   Calibration weight_calibration = Calibration::minmax;  // weights: minmax or mse
+  // Per-channel mse weights: weigh each weight's squared error by the energy sum_r x_rk^2 of
+  // the (quantized) input it multiplies.
+  bool input_weighted_weight_mse = false;
   double percentile = 99.99;      // for Calibration::percentile
   bool bias_correction = false;   // fold each layer's mean output error into its float bias
   Rounding rounding = Rounding::nearest;

@@ -48,14 +48,26 @@ size_t count_linear_layers(const Model& model) {
   return count;
 }
 
-std::vector<QuantParams> weight_params(const Tensor& weight, int bits, const QuantOptions& o) {
+// sum over rows of x_rk^2, per input k, in row order: how much each weight column matters.
+std::vector<float> input_energy(const Tensor& x) {
+  const int64_t in = x.row_size();
+  std::vector<double> sum(in, 0.0);
+  for (int64_t r = 0; r < x.dim(0); ++r)
+    for (int64_t k = 0; k < in; ++k) sum[k] += double{x[r * in + k]} * x[r * in + k];
+  return std::vector<float>(sum.begin(), sum.end());
+}
+
+std::vector<QuantParams> weight_params(const Tensor& weight, int bits, const QuantOptions& o,
+                                       const Tensor& inputs) {
   if (!o.per_channel)
     return {choose_weight_params(weight.values(), bits, o.weight_calibration, o.symmetric)};
+  const std::vector<float> energy =
+      o.input_weighted_weight_mse ? input_energy(inputs) : std::vector<float>{};
   std::vector<QuantParams> params;
   const int64_t in = weight.row_size();
   for (int64_t row = 0; row < weight.dim(0); ++row)
     params.push_back(choose_weight_params(weight.values().subspan(row * in, in), bits,
-                                          o.weight_calibration, o.symmetric));
+                                          o.weight_calibration, o.symmetric, energy));
   return params;
 }
 
@@ -102,7 +114,7 @@ Tensor quantize_linear(const Linear& linear, const Tensor& float_input, const Te
       act_bits);
   Tensor x = quantized_input;
   for (float& v : x.values()) v = q.input.fake_quantize(v);
-  q.weight = weight_params(linear.weight(), weight_bits, o);
+  q.weight = weight_params(linear.weight(), weight_bits, o, x);
   q.weight_codes = o.rounding == Rounding::gptq ? round_with_gptq(linear.weight(), q.weight, x)
                                                 : round_to_nearest(linear.weight(), q.weight);
   q.bias.assign(linear.bias().data(), linear.bias().data() + q.out_features);
@@ -139,6 +151,7 @@ QuantOptions preset_options(const std::string& method, int weight_bits, int act_
   } else if (method == "mse_pc" || method == "gptq" || method == "best") {
     o.calibration = o.weight_calibration = Calibration::mse;
     if (method == "best") o.calibration = Calibration::output_mse;
+    o.input_weighted_weight_mse = method == "best";
     o.per_channel = true;
     if (method != "mse_pc") o.rounding = Rounding::gptq;
     o.bias_correction = method == "best";
