@@ -71,7 +71,7 @@ Action add_quantize_command(CLI::App& app) {
                   "preset: minmax, percentile, mse, kl, mse_pc, gptq, best (flags below override it)")
       ->capture_default_str();
   cmd->add_option("--calibration", f->act_calibration, "activation ranges: minmax, percentile, mse, kl, output_mse");
-  cmd->add_option("--weight-calibration", f->weight_calibration, "weight ranges: minmax or mse");
+  cmd->add_option("--weight-calibration", f->weight_calibration, "weight ranges: minmax, mse or output_mse");
   cmd->add_option("--percentile", f->percentile, "percentile P for percentile calibration "
                   "(implies --calibration percentile)")->check(CLI::Range(50.0, 100.0));
   cmd->add_flag("--per-channel", f->per_channel, "weights: one range per output channel");

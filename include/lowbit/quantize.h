@@ -19,8 +19,8 @@ enum class Calibration {
   percentile,  // [(100 - p)-th, p-th] percentile
   mse,         // the range, shrunk from [min, max], with the least mean squared error
   kl,          // TensorRT entropy calibration: least KL divergence on a 2048-bin histogram
-  output_mse,  // activations only: the range, shrunk from [min, max], with the least MSE of the
-               // layer's output X W^T (the error the next computation actually sees)
+  output_mse,  // the range, shrunk from [min, max], with the least MSE of the layer's output
+               // X W^T (the error the next computation actually sees), for X or for W
 };
 enum class Rounding {
   nearest,  // round each weight to its nearest code
@@ -34,10 +34,7 @@ struct QuantOptions {
   bool per_channel = false;       // weights: one scale and zero point per output channel
   bool symmetric = false;         // weights: range [-a, a], see symmetric_params()
   Calibration calibration = Calibration::minmax;         // activations
-  Calibration weight_calibration = Calibration::minmax;  // weights: minmax or mse
-  // Per-channel mse weights: weigh each weight's squared error by the energy sum_r x_rk^2 of
-  // the (quantized) input it multiplies.
-  bool input_weighted_weight_mse = false;
+  Calibration weight_calibration = Calibration::minmax;  // weights: minmax, mse or output_mse
   double percentile = 99.99;      // for Calibration::percentile
   bool bias_correction = false;   // fold each layer's mean output error into its float bias
   Rounding rounding = Rounding::nearest;

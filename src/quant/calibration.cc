@@ -119,12 +119,11 @@ Range output_mse_range(const Tensor& float_inputs, const Tensor& inputs, const T
   return best;
 }
 
-double quantization_mse(std::span<const float> values, const QuantParams& params,
-                        std::span<const float> importance) {
+double quantization_mse(std::span<const float> values, const QuantParams& params) {
   double sum = 0;
-  for (size_t i = 0; i < values.size(); ++i) {
-    const double e = double{values[i]} - params.fake_quantize(values[i]);
-    sum += (importance.empty() ? 1.0 : double{importance[i]}) * e * e;
+  for (float v : values) {
+    const double e = double{v} - params.fake_quantize(v);
+    sum += e * e;
   }
   return values.empty() ? 0 : sum / static_cast<double>(values.size());
 }
@@ -159,17 +158,16 @@ QuantParams symmetric_params(Range range, int bits) {
 }
 
 QuantParams choose_weight_params(std::span<const float> values, int bits,
-                                 Calibration calibration, bool symmetric,
-                                 std::span<const float> importance) {
+                                 Calibration calibration, bool symmetric) {
   auto params = [&](Range r) { return symmetric ? symmetric_params(r, bits) : minmax_params(r, bits); };
   const Range full = range_of(values);
   QuantParams best = params(full);
   if (calibration != Calibration::mse) return best;
-  double best_mse = quantization_mse(values, best, importance);
+  double best_mse = quantization_mse(values, best);
   for (int i = kMseGridSteps - 1; i >= 1; --i) {
     const float alpha = static_cast<float>(i) / kMseGridSteps;
     const QuantParams candidate = params({alpha * full.min, alpha * full.max});
-    const double mse = quantization_mse(values, candidate, importance);
+    const double mse = quantization_mse(values, candidate);
     if (mse < best_mse) best_mse = mse, best = candidate;
   }
   return best;

@@ -28,16 +28,11 @@ Range output_mse_range(const Tensor& float_inputs, const Tensor& inputs, const T
 // (zero point 1) when |min| > max, else {0, a} (zero point 0); scale a.
 QuantParams symmetric_params(Range range, int bits);
 
-// Weight parameters for one tensor or one output channel's row. With `importance` (one weight
-// per value, e.g. the energy sum_r x_rk^2 of the input each weight multiplies), mse calibration
-// minimizes the importance-weighted error, a diagonal approximation of the layer output error.
+// Weight parameters for one tensor or one output channel's row (minmax or mse calibration).
 QuantParams choose_weight_params(std::span<const float> values, int bits,
-                                 Calibration calibration, bool symmetric,
-                                 std::span<const float> importance = {});
+                                 Calibration calibration, bool symmetric);
 
-// mean over values of importance * (x - fake_quantize(x))^2 (importance 1 when empty), summed in
-// order in double.
-double quantization_mse(std::span<const float> values, const QuantParams& params,
-                        std::span<const float> importance = {});
+// mean over values of (x - fake_quantize(x))^2, summed in order in double.
+double quantization_mse(std::span<const float> values, const QuantParams& params);
 
 }  // namespace lowbit

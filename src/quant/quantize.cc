@@ -29,9 +29,9 @@ void check_options(const QuantOptions& options, size_t linear_count) {
                   " layers, the model has " + std::to_string(linear_count) + " Linear layers");
     for (int bits : *per_layer) check_bits(bits);
   }
-  if (options.weight_calibration != Calibration::minmax &&
-      options.weight_calibration != Calibration::mse)
-    throw Error("weights are calibrated by minmax or mse only");
+  if (options.weight_calibration == Calibration::percentile ||
+      options.weight_calibration == Calibration::kl)
+    throw Error("weights are calibrated by minmax, mse or output_mse");
 }
 
 size_t count_linear_layers(const Model& model) {
@@ -48,26 +48,48 @@ size_t count_linear_layers(const Model& model) {
   return count;
 }
 
-// sum over rows of x_rk^2, per input k, in row order: how much each weight column matters.
-std::vector<float> input_energy(const Tensor& x) {
-  const int64_t in = x.row_size();
-  std::vector<double> sum(in, 0.0);
-  for (int64_t r = 0; r < x.dim(0); ++r)
-    for (int64_t k = 0; k < in; ++k) sum[k] += double{x[r * in + k]} * x[r * in + k];
-  return std::vector<float>(sum.begin(), sum.end());
+// Weight calibration output_mse: the alpha * [min, max] of rows [first, first + count) that
+// minimizes sum over those rows of (w - w^)^T X^T X (w - w^), their exact share of
+// ||X W^T - X W^^T||^2 (alpha = i/100, i = 1..100; X: the quantized model's inputs).
+QuantParams output_error_weight_params(const Tensor& weight, int64_t first, int64_t count, int bits,
+                                       bool symmetric, const Eigen::MatrixXd& h) {
+  const int64_t in = weight.row_size();
+  const std::span<const float> w = weight.values().subspan(first * in, count * in);
+  const Range full = range_of(w);
+  double best_error = -1;
+  QuantParams best;
+  Eigen::VectorXd error(in);
+  for (int i = 100; i >= 1; --i) {
+    const Range candidate{full.min * i / 100.0f, full.max * i / 100.0f};
+    const QuantParams p = symmetric ? symmetric_params(candidate, bits) : minmax_params(candidate, bits);
+    double total = 0;
+    for (int64_t row = 0; row < count; ++row) {
+      for (int64_t k = 0; k < in; ++k) error[k] = double{w[row * in + k]} - p.fake_quantize(w[row * in + k]);
+      total += error.dot(h * error);
+    }
+    if (best_error < 0 || total < best_error) best_error = total, best = p;
+  }
+  return best;
 }
 
 std::vector<QuantParams> weight_params(const Tensor& weight, int bits, const QuantOptions& o,
                                        const Tensor& inputs) {
+  const int64_t rows = weight.dim(0), in = weight.row_size();
+  if (o.weight_calibration == Calibration::output_mse) {
+    const Eigen::MatrixXd x = as_matrix(inputs).cast<double>();
+    const Eigen::MatrixXd h = x.transpose() * x;
+    if (!o.per_channel) return {output_error_weight_params(weight, 0, rows, bits, o.symmetric, h)};
+    std::vector<QuantParams> params;
+    for (int64_t row = 0; row < rows; ++row)
+      params.push_back(output_error_weight_params(weight, row, 1, bits, o.symmetric, h));
+    return params;
+  }
   if (!o.per_channel)
     return {choose_weight_params(weight.values(), bits, o.weight_calibration, o.symmetric)};
-  const std::vector<float> energy =
-      o.input_weighted_weight_mse ? input_energy(inputs) : std::vector<float>{};
   std::vector<QuantParams> params;
-  const int64_t in = weight.row_size();
-  for (int64_t row = 0; row < weight.dim(0); ++row)
+  for (int64_t row = 0; row < rows; ++row)
     params.push_back(choose_weight_params(weight.values().subspan(row * in, in), bits,
-                                          o.weight_calibration, o.symmetric, energy));
+                                          o.weight_calibration, o.symmetric));
   return params;
 }
 
@@ -150,8 +172,7 @@ QuantOptions preset_options(const std::string& method, int weight_bits, int act_
     o.calibration = Calibration::kl;
   } else if (method == "mse_pc" || method == "gptq" || method == "best") {
     o.calibration = o.weight_calibration = Calibration::mse;
-    if (method == "best") o.calibration = Calibration::output_mse;
-    o.input_weighted_weight_mse = method == "best";
+    if (method == "best") o.calibration = o.weight_calibration = Calibration::output_mse;
     o.per_channel = true;
     if (method != "mse_pc") o.rounding = Rounding::gptq;
     o.bias_correction = method == "best";
