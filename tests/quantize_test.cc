@@ -158,6 +158,30 @@ TEST(Gptq, ReducesLayerOutputErrorVersusNearest) {
   }
 }
 
+TEST(Calibration, OutputMseWeightsGiveNoLargerLayerErrorThanMse) {
+  SCOPED_TRACE(kSeed);
+  Model model = Model::from_description(
+      {{"input_shape", {16}}, {"layers", {{{"kind", "linear"}, {"out_features", 6}}}}});
+  model.init(kSeed);
+  model.metadata = {{"mean", {0.0}}, {"std", {1.0}}};
+  const auto& linear = dynamic_cast<const Linear&>(model.layer(0));
+  Tensor images({200, 16}, random_values(200 * 16, kSeed + 8));
+  for (int64_t r = 0; r < 200; ++r) images[r * 16] *= 10;  // one dominant input
+  for (int bits : {2, 3}) {
+    double error[2];
+    for (int i = 0; i < 2; ++i) {
+      QuantOptions options = preset_options("mse_pc", bits, 8);
+      options.weight_calibration = i ? Calibration::output_mse : Calibration::mse;
+      const QuantPlan plan = plan_quantization(model, images, options);
+      Tensor x = images;
+      for (float& v : x.values()) v = plan.layers[0].input.fake_quantize(v);
+      error[i] = layer_output_error(x, linear.weight(), plan.layers[0].weight_codes,
+                                    plan.layers[0].weight);
+    }
+    EXPECT_LE(error[1], error[0] * (1 + 1e-6)) << bits << " bits";
+  }
+}
+
 Model tiny_model(uint64_t seed) {
   Model model = Model::from_description(Model::fc_nn_description({1, 4, 4}, 3));
   model.init(seed);
