@@ -80,6 +80,10 @@ Range kl_range(std::span<const float> values, int bits) {
   std::vector<double> histogram(kHistogramBins, 0.0);
   for (float v : values)
     ++histogram[std::min<int64_t>(static_cast<int64_t>((v - full.min) / width), kHistogramBins - 1)];
+  // The spike of values at exactly min (ReLU's 0, the images' background) lands on code 0 at
+  // any threshold; left in, Q smears it over its group and the divergence no longer tracks
+  // the clipping.
+  histogram[0] -= static_cast<double>(std::count(values.begin(), values.end(), full.min));
   const int levels = 1 << bits;
   int best_end = kHistogramBins;
   double best = clipping_divergence(histogram, kHistogramBins, levels);
