@@ -152,6 +152,19 @@ Tensor quantize_linear(const Linear& linear, const Tensor& float_input, const Te
   return y;
 }
 
+// Eigen picks its GEMM blocking, and so its summation order, from the thread count; one thread
+// for the whole plan keeps the plan independent of --threads.
+class SingleThreadedEigen {
+ public:
+  SingleThreadedEigen() : saved_(Eigen::nbThreads()) { Eigen::setNbThreads(1); }
+  ~SingleThreadedEigen() { Eigen::setNbThreads(saved_); }
+  SingleThreadedEigen(const SingleThreadedEigen&) = delete;
+  SingleThreadedEigen& operator=(const SingleThreadedEigen&) = delete;
+
+ private:
+  int saved_;
+};
+
 }  // namespace
 
 std::vector<std::string> quantization_methods() {
@@ -213,6 +226,7 @@ QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images
                             const QuantOptions& options) {
   if (calibration_images.dim(0) < 1) throw Error("calibration needs at least one image");
   check_options(options, count_linear_layers(model));
+  const SingleThreadedEigen single_threaded;
   QuantPlan plan;
   plan.options = options;
   const std::vector<Tensor> float_inputs = collect_linear_inputs(model, calibration_images);
