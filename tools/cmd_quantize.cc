@@ -14,13 +14,48 @@
 #include "lowbit/quantized_model.h"
 
 namespace lowbit::cli {
+namespace {
+
+// "8:8,4:4,8:8" -> weight bits {8, 4, 8}, activation bits {8, 4, 8}.
+void parse_layer_bits(const std::string& text, QuantOptions& options) {
+  for (const std::string& pair : CLI::detail::split(text, ',')) {
+    const auto colon = pair.find(':');
+    if (colon == std::string::npos) throw Error("--layer-bits: \"" + pair + "\" is not W:A");
+    try {
+      options.layer_weight_bits.push_back(std::stoi(pair.substr(0, colon)));
+      options.layer_act_bits.push_back(std::stoi(pair.substr(colon + 1)));
+    } catch (const std::exception&) {
+      throw Error("--layer-bits: \"" + pair + "\" is not W:A");
+    }
+  }
+}
+
+template <class Flags>
+void apply_quantize_flags(const Flags& f, QuantOptions& options) {
+  if (!f.act_calibration.empty()) options.calibration = parse_calibration(f.act_calibration);
+  if (!f.weight_calibration.empty())
+    options.weight_calibration = parse_calibration(f.weight_calibration);
+  if (f.percentile > 0) {
+    options.percentile = f.percentile;
+    options.calibration = Calibration::percentile;
+  }
+  options.per_channel |= f.per_channel;
+  options.symmetric |= f.symmetric;
+  options.bias_correction |= f.bias_correction;
+  if (!f.rounding.empty()) options.rounding = parse_rounding(f.rounding);
+  if (!f.layer_bits.empty()) parse_layer_bits(f.layer_bits, options);
+}
+
+}  // namespace
 
 Action add_quantize_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("quantize", "quantize a float model into an integer model file");
   struct Flags {
     DataFlags data;
-    std::string model, out, method = "minmax";
+    std::string model, out, method = "minmax", act_calibration, weight_calibration, rounding, layer_bits;
     int bits = 0, weight_bits = 0, act_bits = 0, threads = 0;
+    double percentile = 0;
+    bool per_channel = false, symmetric = false, bias_correction = false;
     int64_t calibration = 1024;
   };
   auto f = std::make_shared<Flags>();
@@ -32,17 +67,30 @@ Action add_quantize_command(CLI::App& app) {
   cmd->add_option("--bits", f->bits, "bits of weights and activations")->check(CLI::Range(1, 8));
   cmd->add_option("--weight-bits", f->weight_bits, "bits of weights")->check(CLI::Range(1, 8));
   cmd->add_option("--act-bits", f->act_bits, "bits of activations")->check(CLI::Range(1, 8));
-  cmd->add_option("--method", f->method, "calibration method")->capture_default_str();
+  cmd->add_option("--method", f->method,
+                  "preset: minmax, percentile, mse, kl, mse_pc, gptq, best (flags below override it)")
+      ->capture_default_str();
+  cmd->add_option("--calibration", f->act_calibration, "activation ranges: minmax, percentile, mse, kl, output_mse");
+  cmd->add_option("--weight-calibration", f->weight_calibration, "weight ranges: minmax, mse or output_mse");
+  cmd->add_option("--percentile", f->percentile, "percentile P for percentile calibration "
+                  "(implies --calibration percentile)")->check(CLI::Range(50.0, 100.0));
+  cmd->add_flag("--per-channel", f->per_channel, "weights: one range per output channel");
+  cmd->add_flag("--symmetric", f->symmetric, "weights: symmetric range [-a, a]");
+  cmd->add_flag("--bias-correction", f->bias_correction, "fold each layer's mean output error "
+                "into its bias");
+  cmd->add_option("--rounding", f->rounding, "weight rounding: nearest or gptq");
+  cmd->add_option("--layer-bits", f->layer_bits, "weight:act bits per Linear layer, e.g. 8:8,4:4,8:8");
   cmd->add_option("--calib-count", f->calibration, "training images used to calibrate")
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   return [f] {
     apply_threads(f->threads);
-    QuantOptions options;
-    options.method = f->method;
-    options.weight_bits = f->weight_bits ? f->weight_bits : f->bits;
-    options.act_bits = f->act_bits ? f->act_bits : f->bits;
-    if (!options.weight_bits || !options.act_bits)
-      throw Error("--bits (or both --weight-bits and --act-bits) is required");
+    const int weight_bits = f->weight_bits ? f->weight_bits : f->bits;
+    const int act_bits = f->act_bits ? f->act_bits : f->bits;
+    QuantOptions options = preset_options(f->method, weight_bits ? weight_bits : 8,
+                                          act_bits ? act_bits : 8);
+    apply_quantize_flags(*f, options);
+    if ((!weight_bits || !act_bits) && options.layer_weight_bits.empty())
+      throw Error("--bits (or both --weight-bits and --act-bits, or --layer-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_model(f->model);
     DataFlags data_flags = f->data;
@@ -55,9 +103,9 @@ Action add_quantize_command(CLI::App& app) {
     quantized.save(f->out);
     const auto float_bytes = std::filesystem::file_size(f->model);
     const auto quantized_bytes = std::filesystem::file_size(f->out);
-    std::printf("wrote %s: %d-bit weights, %d-bit activations (%s), %lld bytes of packed "
+    std::printf("wrote %s: %d-bit weights, %d-bit activations (first layer; %s), %lld bytes of packed "
                 "weights; file %llu bytes vs float %llu bytes (%.1fx smaller)\n",
-                f->out.c_str(), options.weight_bits, options.act_bits, options.method.c_str(),
+                f->out.c_str(), quantized.weight_bits(), quantized.act_bits(), options.method.c_str(),
                 static_cast<long long>(quantized.weight_bytes()),
                 static_cast<unsigned long long>(quantized_bytes),
                 static_cast<unsigned long long>(float_bytes),

@@ -12,13 +12,42 @@
 
 namespace lowbit {
 
+// How a clipping range is chosen from observed values (docs/quantization.md, "Calibration and
+// rounding methods").
+enum class Calibration {
+  minmax,      // [min, max]
+  percentile,  // [(100 - p)-th, p-th] percentile
+  mse,         // the range, shrunk from [min, max], with the least mean squared error
+  kl,          // TensorRT entropy calibration: least KL divergence on a 2048-bin histogram
+  output_mse,  // the range, shrunk from [min, max], with the least MSE of the layer's output
+               // X W^T (the error the next computation actually sees), for X or for W
+};
+enum class Rounding {
+  nearest,  // round each weight to its nearest code
+  gptq,     // Frantar et al. 2022: column by column, error fed back through the inverse Hessian
+};
+
 struct QuantOptions {
   int weight_bits = 8;
   int act_bits = 8;
-  std::string method = "minmax";  // how ranges are chosen; see quantization_methods()
+  std::string method = "minmax";  // the preset's name, for reports; see quantization_methods()
+  bool per_channel = false;       // weights: one scale and zero point per output channel
+  bool symmetric = false;         // weights: range [-a, a], see symmetric_params()
+  Calibration calibration = Calibration::minmax;         // activations
+  Calibration weight_calibration = Calibration::minmax;  // weights: minmax, mse or output_mse
+  double percentile = 99.99;      // for Calibration::percentile
+  bool bias_correction = false;   // fold each layer's mean output error into its float bias
+  Rounding rounding = Rounding::nearest;
+  // Per Linear layer, in model order; empty: weight_bits / act_bits for every layer.
+  std::vector<int> layer_weight_bits, layer_act_bits;
 };
 
+// The preset names: minmax, percentile, mse, kl, mse_pc, gptq, best.
 std::vector<std::string> quantization_methods();
+// The options a preset stands for, at the given bit widths. Throws on an unknown name.
+QuantOptions preset_options(const std::string& method, int weight_bits, int act_bits);
+Calibration parse_calibration(const std::string& name);  // "minmax", "percentile", "mse", "kl", "output_mse"
+Rounding parse_rounding(const std::string& name);        // "nearest", "gptq"
 
 // One Linear layer, quantized.
 struct QuantizedLinearPlan {
@@ -44,7 +73,7 @@ struct QuantPlan {
 std::vector<Tensor> collect_linear_inputs(const Model& model, const Tensor& calibration_images);
 
 // Calibrates activation ranges on `calibration_images` ([count, features], normalized) and
-// quantizes the weights. Throws lowbit::Error on a model the quantizer cannot handle.
+// quantizes the weights as `options` say (its fields, not its method name, decide). Throws lowbit::Error on a model the quantizer cannot handle.
 QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images,
                             const QuantOptions& options);
 

@@ -28,10 +28,7 @@ SweepResult run_sweep(const Model& model, const Tensor& calibration, const Image
   const Tensor calibration_images = slice_rows(calibration, 0, calibration_count);
   for (const std::string& method : options.methods) {
     for (int bits : options.bits) {
-      QuantOptions quant;
-      quant.weight_bits = bits;
-      quant.act_bits = bits;
-      quant.method = method;
+      const QuantOptions quant = preset_options(method, bits, bits);
       const QuantPlan plan = plan_quantization(model, calibration_images, quant);
       const SimulatedModel simulated(model, plan);
       const Evaluation sim = evaluate_with(
