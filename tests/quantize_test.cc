@@ -80,7 +80,9 @@ TEST(Calibration, MseNeverWorseThanMinmax) {
         quantization_mse(v, minmax_params(calibrate_range(v, bits, Calibration::mse, 0), bits));
     EXPECT_LE(mse, minmax) << bits << " bits";
     // Where the step is coarse, clipping the outlier pays for itself many times over.
-    if (bits >= 3 && bits <= 4) EXPECT_LT(mse, 0.5 * minmax) << bits << " bits";
+    if (bits >= 3 && bits <= 4) {
+      EXPECT_LT(mse, 0.5 * minmax) << bits << " bits";
+    }
   }
 }
 

@@ -126,9 +126,13 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
     q.layers_.push_back(std::move(layer));
   }
   q.logit_scale_ = q.layers_.back()->output_scale;
+  nlohmann::json layer_bits = nlohmann::json::array();
+  for (const QuantizedLinearPlan& p : plan.layers)
+    layer_bits.push_back({{"weight_bits", p.weight.front().bits}, {"act_bits", p.input.bits}});
   q.metadata["quantization"] = {{"method", plan.options.method},
                                 {"weight_bits", plan.options.weight_bits},
-                                {"act_bits", plan.options.act_bits}};
+                                {"act_bits", plan.options.act_bits},
+                                {"layers", layer_bits}};
   return q;
 }
 
