@@ -20,10 +20,10 @@ void print_table(const SweepResult& r) {
               static_cast<long long>(r.train_size), static_cast<long long>(r.test_size));
   std::printf("float32 test accuracy: %.2f%%  (weights %lld bytes)\n\n", 100 * r.float_accuracy,
               static_cast<long long>(r.float_weight_bytes));
-  std::printf("%-8s %4s %10s %10s %10s %8s %13s\n", "method", "bits", "accuracy", "drop",
+  std::printf("%-10s %4s %10s %10s %10s %8s %13s\n", "method", "bits", "accuracy", "drop",
               "simulated", "agree", "weight bytes");
   for (const SweepRow& row : r.results)
-    std::printf("%-8s %4d %9.2f%% %+9.2f %9.2f%% %7.2f%% %13lld\n", row.method.c_str(),
+    std::printf("%-10s %4d %9.2f%% %+9.2f %9.2f%% %7.2f%% %13lld\n", row.method.c_str(),
                 row.weight_bits, 100 * row.accuracy, 100 * (row.accuracy - r.float_accuracy),
                 100 * row.simulated_accuracy, 100 * row.agreement,
                 static_cast<long long>(row.weight_bytes));

@@ -15,7 +15,7 @@ void write_sweep_report(const SweepResult& result, const std::string& out_dir) {
   LinePlot plot;
   plot.title = "FC_NN on " + result.dataset + ": test accuracy by bit width";
   plot.x_label = "bits (weights and activations)";
-  plot.y_label = "test accuracy (%)";
+  plot.y_label = "test accuracy (%), lowbit's integer engine";
   plot.x_min = 0.5;
   plot.x_max = 8.5;
   plot.y_min = 0;
@@ -27,7 +27,7 @@ void write_sweep_report(const SweepResult& result, const std::string& out_dir) {
   for (const SweepRow& row : result.results) {
     if (!by_method.count(row.method)) order.push_back(row.method);
     PlotSeries& s = by_method[row.method];
-    s.label = "lowbit " + row.method + " (integer engine)";
+    s.label = "lowbit " + row.method;
     s.x.push_back(row.weight_bits);
     s.y.push_back(100 * row.accuracy);
   }
