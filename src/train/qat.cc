@@ -164,6 +164,16 @@ void backward_shard(const Model& working, const std::vector<const QatLinear*>& a
     std::span<Tensor> grads(s.gradients.data() + first_parameter[i], layer.parameters().size());
     layer.backward(input, s.outputs[i], *dy, (i > 0 || q) ? dx : nullptr, grads);
     if (q) {
+      // Linear::backward's Eigen column sum takes a different summation order depending on the
+      // buffer's alignment, so the bias gradient changed from run to run. Shard gradients start
+      // at zero, so the sum is redone here row by row.
+      const int64_t out = dy->row_size();
+      float* bias_gradient = grads[1].data();
+      std::fill(bias_gradient, bias_gradient + out, 0.0f);
+      for (int64_t r = 0; r < dy->dim(0); ++r)
+        for (int64_t o = 0; o < out; ++o) bias_gradient[o] += (*dy)[r * out + o];
+    }
+    if (q) {
       float step_gradient = 0;
       for (int64_t j = 0; j < raw.size(); ++j) {
         step_gradient += (*dx)[j] * q->input.step_gradient(raw[j]);
