@@ -46,10 +46,10 @@ struct QatOptions {
   int weight_bits = 2;
   int act_bits = 2;
   bool ternary = false;         // weights {-s, 0, s} (needs weight_bits == 2)
-  int epochs = 3;
+  int epochs = 10;
   int64_t batch_size = 64;
-  float learning_rate = 5e-4f;  // weights and biases; decays linearly to 0 over the run
-  float step_learning_rate = 1e-4f;  // the learned steps (LSQ parameters)
+  float learning_rate = 2e-3f;  // weights and biases; decays linearly to 0 over the run
+  float step_learning_rate = 1e-3f;  // the learned steps (LSQ parameters)
   uint64_t seed = 0;
   int64_t init_count = 1024;    // training images used to initialize the activation steps
   bool progress = true;
