@@ -277,10 +277,33 @@ double nll(const Tensor& log_probs, const uint8_t* labels, Tensor& d_logp, float
   return loss;
 }
 
+// Per Linear, its input on the calibration images through the float model, computed with the
+// fixed-order loops above: collect_linear_inputs goes through Eigen, whose blocking (and so the
+// sums) depends on the thread count, and the initial steps would follow.
+std::vector<Tensor> float_linear_inputs(const Model& model, const Tensor& calibration) {
+  std::vector<Tensor> inputs;
+  Tensor current = slice_rows(calibration, 0, calibration.dim(0)), next;
+  for (size_t i = 0; i < model.layer_count(); ++i) {
+    const Layer& layer = model.layer(i);
+    if (const auto* linear = dynamic_cast<const Linear*>(&layer)) {
+      inputs.push_back(current);
+      const int64_t in = linear->in_features(), out = linear->out_features();
+      std::vector<float> w_t(linear->weight().size());
+      for (int64_t o = 0; o < out; ++o)
+        for (int64_t k = 0; k < in; ++k) w_t[k * out + o] = linear->weight()[o * in + k];
+      linear_forward(current, w_t, linear->bias(), next);
+    } else {
+      other_forward(layer, current, next);
+    }
+    std::swap(current, next);
+  }
+  return inputs;
+}
+
 // Quantizers and their initial steps, from the float weights and the calibration inputs.
 std::vector<QatLinear> init_quantizers(const Model& model, const Tensor& calibration,
                                        const QatOptions& options) {
-  const std::vector<Tensor> inputs = collect_linear_inputs(model, calibration);
+  const std::vector<Tensor> inputs = float_linear_inputs(model, calibration);
   std::vector<QatLinear> linears;
   size_t parameter = 0;
   for (size_t i = 0; i < model.layer_count(); ++i) {
