@@ -44,7 +44,9 @@ TEST(LsqQuantizer, FakeQuantizeIsQuantizeThenDequantize) {
           ASSERT_LE(code, p.qmax());
           ASSERT_EQ(q.fake_quantize(v), p.dequantize(code)) << "bits " << bits << " v " << v;
           // Where the codes fill the b-bit range, the engine's own quantizer agrees.
-          if (q.negative + q.positive == p.qmax()) ASSERT_EQ(code, p.quantize(v));
+          if (q.negative + q.positive == p.qmax()) {
+            ASSERT_EQ(code, p.quantize(v));
+          }
         }
       }
     }
