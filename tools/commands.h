@@ -16,5 +16,7 @@ Action add_sweep_command(CLI::App& app);
 Action add_quantize_command(CLI::App& app);
 Action add_infer_command(CLI::App& app);
 Action add_bench_command(CLI::App& app);
+Action add_qat_command(CLI::App& app);
+Action add_sensitivity_command(CLI::App& app);
 
 }  // namespace lowbit::cli

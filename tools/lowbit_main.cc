@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   add(lowbit::cli::add_quantize_command);
   add(lowbit::cli::add_infer_command);
   add(lowbit::cli::add_bench_command);
+  add(lowbit::cli::add_qat_command);
+  add(lowbit::cli::add_sensitivity_command);
 
   try {
     app.parse(argc, argv);

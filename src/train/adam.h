@@ -13,6 +13,7 @@ class Adam {
   Adam(std::span<Tensor* const> params, float lr, float beta1, float beta2, float epsilon);
   // param -= lr * m_hat / (sqrt(v_hat) + eps), with bias-corrected moments.
   void step(std::span<const Tensor> grads);
+  void set_learning_rate(float lr) { lr_ = lr; }  // for schedules (QAT decays it)
 
  private:
   std::vector<Tensor*> params_;

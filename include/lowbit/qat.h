@@ -1,0 +1,71 @@
+// Quantization-aware training with learned step sizes (LSQ, Esser et al. 2019), exported as a
+// QuantPlan that the integer engine runs exactly (docs/qat.md).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "lowbit/model.h"
+#include "lowbit/quant_params.h"
+#include "lowbit/quantize.h"
+#include "lowbit/tensor.h"
+#include "lowbit/train.h"
+
+namespace lowbit {
+
+// A uniform quantizer on a learned step s (LSQ eq. 1):
+//   v_hat = s * clamp(round(v / s), -Qn, Qp).
+// It is the engine's asymmetric form with zero_point = Qn and code = clamp(round(v / s), -Qn, Qp)
+// + Qn, so Qn + Qp <= 2^bits - 1. Rounding is half to even, as QuantParams::quantize.
+struct LsqQuantizer {
+  float step = 1.0f;
+  int32_t negative = 0;  // Qn: levels below zero
+  int32_t positive = 1;  // Qp: levels above zero
+  int bits = 1;          // code width
+
+  int32_t code(float v) const;  // in [0, Qn + Qp]
+  float fake_quantize(float v) const { return step * static_cast<float>(code(v) - negative); }
+  // The straight-through estimator: dv_hat/dv = 1 inside [-Qn s, Qp s], 0 outside.
+  bool passes(float v) const;
+  // LSQ eq. 3, before the gradient scale g: dv_hat/ds = round(v/s) - v/s inside the range,
+  // -Qn below it, Qp above it.
+  float step_gradient(float v) const;
+  QuantParams params() const { return {step, negative, bits}; }
+};
+
+// Weight levels for b >= 2: signed symmetric two's-complement-like, Qn = 2^(b-1), Qp = 2^(b-1) - 1.
+// ternary (b = 2 only): Qn = Qp = 1, levels {-s, 0, s}, code 3 unused.
+// b = 1: the engine's s (q - z) with q, z in {0, 1} can only give {0, s} or {-s, 0}; each output
+// channel picks one of those two ("one-sided binary"), whichever fits its weights better.
+LsqQuantizer weight_quantizer(int bits, bool ternary, bool negative_side = false);
+// LSQ gradient scale g = 1 / sqrt(N * Qp) (Qp: the larger of Qn, Qp for one-sided codes).
+float lsq_gradient_scale(int64_t count, const LsqQuantizer& q);
+
+struct QatOptions {
+  int weight_bits = 2;
+  int act_bits = 2;
+  bool ternary = false;         // weights {-s, 0, s} (needs weight_bits == 2)
+  int epochs = 10;
+  int64_t batch_size = 64;
+  float learning_rate = 2e-3f;  // weights and biases; decays linearly to 0 over the run
+  float step_learning_rate = 1e-3f;  // the learned steps (LSQ parameters)
+  uint64_t seed = 0;
+  int64_t init_count = 1024;    // training images used to initialize the activation steps
+  bool progress = true;
+};
+
+struct QatResult {
+  Model model;    // the fine-tuned latent float weights (what the STE trains)
+  QuantPlan plan; // codes and learned steps, ready for QuantizedModel::build / SimulatedModel
+  std::vector<EpochStats> history;
+};
+
+// images: [count, features] normalized; labels: count class indices. The model must be
+// Linear/ReLU/log-softmax (as plan_quantization). Every Linear's input is fake-quantized
+// (after ReLU unsigned, Qn = 0; the first input keeps its min/max zero point and learns its
+// step) and its weights per output channel. Bit-identical for one seed on any thread count.
+QatResult quantization_aware_training(const Model& float_model, const Tensor& images,
+                                      std::span<const uint8_t> labels, const QatOptions& options);
+
+}  // namespace lowbit
