@@ -1,7 +1,9 @@
 // Dense float tensor: row-major, batch first ([N, features] for vectors, [N, C, H, W] for images).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -10,6 +12,20 @@ namespace lowbit {
 
 using Shape = std::vector<int64_t>;
 
+// Storage aligned to 64 bytes: vectorized loops then split a buffer the same way on every run
+// (an unaligned head is summed in another order), which keeps results bit-identical.
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlignment{64};
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlignment); }
+  bool operator==(const AlignedAllocator&) const { return true; }
+};
+
 int64_t shape_numel(const Shape& shape);
 std::string shape_string(const Shape& shape);  // "[64, 784]"
 
@@ -17,7 +33,7 @@ class Tensor {
  public:
   Tensor() = default;
   explicit Tensor(Shape shape);                      // zero-filled
-  Tensor(Shape shape, std::vector<float> values);    // values.size() must equal the numel
+  Tensor(Shape shape, const std::vector<float>& values);  // values.size() must equal the numel
 
   const Shape& shape() const { return shape_; }
   int rank() const { return static_cast<int>(shape_.size()); }
@@ -39,7 +55,7 @@ class Tensor {
 
  private:
   Shape shape_;
-  std::vector<float> data_;
+  std::vector<float, AlignedAllocator<float>> data_;
 };
 
 }  // namespace lowbit

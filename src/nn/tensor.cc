@@ -24,8 +24,8 @@ std::string shape_string(const Shape& shape) {
 
 Tensor::Tensor(Shape shape) : shape_(std::move(shape)), data_(shape_numel(shape_), 0.0f) {}
 
-Tensor::Tensor(Shape shape, std::vector<float> values)
-    : shape_(std::move(shape)), data_(std::move(values)) {
+Tensor::Tensor(Shape shape, const std::vector<float>& values)
+    : shape_(std::move(shape)), data_(values.begin(), values.end()) {
   if (static_cast<int64_t>(data_.size()) != shape_numel(shape_))
     throw Error("tensor of shape " + shape_string(shape_) + " given " +
                 std::to_string(data_.size()) + " values");

@@ -85,9 +85,9 @@ struct Shard {
 Tensor slice_rows(const Tensor& t, int64_t begin, int64_t count) {
   Shape shape = t.shape();
   shape[0] = count;
-  const int64_t row = t.row_size();
-  std::vector<float> values(t.data() + begin * row, t.data() + (begin + count) * row);
-  return Tensor(shape, std::move(values));
+  Tensor out(shape);
+  std::copy(t.data() + begin * t.row_size(), t.data() + (begin + count) * t.row_size(), out.data());
+  return out;
 }
 
 std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<const uint8_t> labels,
