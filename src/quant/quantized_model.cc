@@ -16,7 +16,7 @@ namespace {
 
 // Rows per chunk of batch inference: each chunk runs through every layer while its
 // activations are still in cache, and chunks go to OpenMP threads.
-constexpr int64_t kChunkRows = 256;
+constexpr int64_t kChunkRows = 64;
 
 int32_t saturate_int32(double v) {
   v = std::nearbyint(v);
