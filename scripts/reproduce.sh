@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Re-measures every figure in the README: the study and all PTQ methods on full MNIST for
+# training seeds 0, 1 and 2, Fashion-MNIST, QAT at 4..1 bits, and integer-engine speed.
+# Needs full MNIST: LOWBIT_DATA_DIR=/path/with/mnist/ (the official IDX files). Takes ~10 min.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lowbit=build/tools/lowbit
+[ -x "$lowbit" ] || scripts/setup.sh
+out=results/reproduce
+mkdir -p "$out"
+methods=minmax,percentile,mse,kl,mse_pc,gptq,best
+{ echo "# $(date -u +%FT%TZ) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+       "$(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"; } | tee "$out/machine.txt"
+
+for seed in 0 1 2; do
+  $lowbit train --dataset mnist --seed "$seed" --epochs 10 --out "$out/fc_mnist_seed$seed.lbm"
+  $lowbit sweep --model "$out/fc_mnist_seed$seed.lbm" --methods "$methods" \
+    --out-dir "$out/mnist_seed$seed" | tee "$out/mnist_seed$seed.txt"
+done
+
+$lowbit train --dataset fashion-mnist --seed 0 --epochs 10 --out "$out/fc_fashion_seed0.lbm"
+$lowbit sweep --model "$out/fc_fashion_seed0.lbm" --methods minmax,mse,gptq,best \
+  --out-dir "$out/fashion-mnist" | tee "$out/fashion-mnist.txt"
+
+model="$out/fc_mnist_seed0.lbm"
+: >"$out/qat.txt"
+for config in "--bits 4 --epochs 3" "--bits 3 --epochs 5" "--bits 2 --epochs 10" \
+              "--ternary --act-bits 2 --epochs 10" "--ternary --act-bits 1 --epochs 10" \
+              "--bits 1 --epochs 10"; do
+  start=$(date +%s%N)
+  # shellcheck disable=SC2086
+  result=$($lowbit qat --model "$model" $config --no-progress --out "$out/qat.lbq" 2>/dev/null | tail -1)
+  echo "qat $config: $result ($(( ($(date +%s%N) - start) / 1000000 )) ms)" | tee -a "$out/qat.txt"
+done
+
+for bits in 8 4 2 1; do
+  $lowbit quantize --model "$model" --bits "$bits" --out "$out/fc_w${bits}a${bits}.lbq" >/dev/null
+  $lowbit bench --model "$out/fc_w${bits}a${bits}.lbq" --batch 1,64,10000 --threads 1,2 \
+    | tee -a "$out/bench.txt"
+done
+echo "wrote $out/"
