@@ -18,6 +18,14 @@ namespace {
 // activations are still in cache, and chunks go to OpenMP threads.
 constexpr int64_t kChunkRows = 64;
 
+// dst[j] = table[src[j]]. Byte stores may alias anything, so without restrict the compiler
+// reloads every pointer after each store (measured: 45 % of FC_NN inference time). GCC's
+// vectorized byte gather is slower than plain loads here, hence no-tree-vectorize.
+__attribute__((optimize("no-tree-vectorize"))) void map_pixels(const uint8_t* __restrict src, uint8_t* __restrict dst,
+                const uint8_t* __restrict table, int64_t count) {
+  for (int64_t j = 0; j < count; ++j) dst[j] = table[src[j]];
+}
+
 int32_t saturate_int32(double v) {
   v = std::nearbyint(v);
   return static_cast<int32_t>(std::clamp(v, -2147483648.0, 2147483647.0));
@@ -160,14 +168,12 @@ void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logit
   auto run_chunk = [&](int64_t begin, int64_t rows) {
     // Two code buffers, ping-pong through the layers.
     std::vector<uint8_t> a(rows * std::max(features, max_width_)), b(rows * max_width_);
-    for (int64_t i = 0; i < rows; ++i) {
-      const uint8_t* src = pixels + (begin + i) * features;
-      uint8_t* dst = a.data() + i * features;
+    for (int64_t i = 0; i < rows; ++i)
       for (int64_t c = 0; c < channels_; ++c) {
-        const uint8_t* table = input_table_.data() + c * 256;
-        for (int64_t j = c * per_channel; j < (c + 1) * per_channel; ++j) dst[j] = table[src[j]];
+        const int64_t at = i * features + c * per_channel;
+        map_pixels(pixels + begin * features + at, a.data() + at, input_table_.data() + c * 256,
+                   per_channel);
       }
-    }
     int64_t stride = features;
     for (size_t l = 0; l < layers_.size(); ++l) {
       const IntegerLinear& layer = *layers_[l];
