@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <png.h>
 
 #include "data_fixtures.h"
 
@@ -167,6 +168,61 @@ TEST(Cli, SweepWritesTableJsonAndPlotsOnTinyData) {
   auto a = json, b = nlohmann::json::parse(slurp(dir + "/out2/sweep.json"));
   EXPECT_EQ(a["results"], b["results"]);
   EXPECT_EQ(a["float_accuracy"], b["float_accuracy"]);
+}
+
+}  // namespace
+}  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// Writes a grayscale PNG of `height` x `width` pixels through libpng's simplified API.
+void write_gray_png(const std::string& path, int height, int width, uint8_t value) {
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = width;
+  image.height = height;
+  image.format = PNG_FORMAT_GRAY;
+  std::vector<uint8_t> pixels(height * width, value);
+  ASSERT_TRUE(png_image_write_to_file(&image, path.c_str(), 0, pixels.data(), 0, nullptr));
+}
+
+TEST(Cli, QuantizeEvalAndInferThroughTheIntegerEngine) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 200, 50);
+  const std::string data = " --data-dir " + dir + "/data";
+  ASSERT_EQ(run_cli(dir, "train --epochs 1 --out " + dir + "/m.lbm" + data).exit_code, 0);
+  const CliRun quantized =
+      run_cli(dir, "quantize --model " + dir + "/m.lbm --bits 4 --out " + dir + "/q.lbq" + data);
+  ASSERT_EQ(quantized.exit_code, 0) << quantized.err;
+  EXPECT_NE(quantized.out.find("4-bit weights"), std::string::npos) << quantized.out;
+
+  const CliRun eval = run_cli(dir, "eval --model " + dir + "/q.lbq" + data);
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_NE(eval.out.find("integer engine"), std::string::npos) << eval.out;
+
+  const CliRun idx = run_cli(dir, "infer --model " + dir + "/q.lbq --limit 3 " + dir +
+                                      "/data/mnist/t10k-images-idx3-ubyte.gz");
+  ASSERT_EQ(idx.exit_code, 0) << idx.err;
+  EXPECT_EQ(std::count(idx.out.begin(), idx.out.end(), '\n'), 3) << idx.out;
+
+  write_gray_png(dir + "/a.png", 2, 3, 200);
+  write_gray_png(dir + "/b.png", 2, 3, 10);
+  const CliRun png = run_cli(dir, "infer --model " + dir + "/q.lbq " + dir + "/a.png " + dir + "/b.png");
+  ASSERT_EQ(png.exit_code, 0) << png.err;
+  EXPECT_NE(png.out.find("a.png: class "), std::string::npos) << png.out;
+  EXPECT_NE(png.out.find("b.png: class "), std::string::npos) << png.out;
+
+  write_gray_png(dir + "/wrong.png", 5, 5, 0);
+  expect_clean_failure(run_cli(dir, "infer --model " + dir + "/q.lbq " + dir + "/wrong.png"),
+                       "wrong.png");
+  expect_clean_failure(run_cli(dir, "infer --model " + dir + "/m.lbm " + dir + "/a.png"),
+                       "not a quantized model");
+
+  std::string bytes = slurp(dir + "/q.lbq");
+  bytes[bytes.size() / 3] ^= 0x10;
+  write_file(dir + "/bad.lbq", testing_data::Bytes(bytes.begin(), bytes.end()));
+  expect_clean_failure(run_cli(dir, "eval --model " + dir + "/bad.lbq" + data), "checksum");
 }
 
 }  // namespace

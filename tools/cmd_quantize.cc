@@ -131,13 +131,18 @@ Action add_infer_command(CLI::App& app) {
       ->required();
   return [f] {
     const QuantizedModel model = QuantizedModel::load(f->model);
-    const int64_t side = static_cast<int64_t>(std::lround(std::sqrt(model.input_size())));
+    const Shape& shape = model.input_shape();
+    const int64_t height = shape.size() >= 2 ? shape[shape.size() - 2] : 1;
+    const int64_t width = shape.back();
     ImageSet images;
     std::vector<std::string> names;
     const bool png = f->inputs.front().size() > 4 &&
                      f->inputs.front().compare(f->inputs.front().size() - 4, 4, ".png") == 0;
     if (png) {
-      images = read_png_images(f->inputs, side, side);
+      if (model.input_size() != height * width)
+        throw Error(f->model + ": PNG input needs a one-channel model, this one takes " +
+                    shape_string(shape));
+      images = read_png_images(f->inputs, height, width);
       names = f->inputs;
     } else {
       if (f->inputs.size() != 1) throw Error("give one IDX file, or PNG files");

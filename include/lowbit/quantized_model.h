@@ -37,6 +37,7 @@ class QuantizedModel {
   Evaluation evaluate(const ImageSet& images) const;
 
   int64_t input_size() const;
+  const Shape& input_shape() const { return input_shape_; }  // [C, H, W] for images
   int64_t num_classes() const;
   int weight_bits() const;  // of the first layer (all layers, unless mixed)
   int act_bits() const;

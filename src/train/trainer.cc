@@ -152,8 +152,9 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
         epoch_correct += shards[s].correct;
       }
       char status[96];
-      std::snprintf(status, sizeof status, "epoch %d/%d loss %.4f", epoch, options.epochs,
-                    epoch_loss / static_cast<double>(begin + rows));
+      std::snprintf(status, sizeof status, "epoch %d/%d loss %.4f acc %.2f%%", epoch,
+                    options.epochs, epoch_loss / static_cast<double>(begin + rows),
+                    100.0 * static_cast<double>(epoch_correct) / static_cast<double>(begin + rows));
       progress.update((epoch - 1) * batches + b + 1, status);
     }
     EpochStats stats;
