@@ -12,6 +12,7 @@
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
 #include "train/adam.h"
+#include "train/batching.h"
 #include "util/progress.h"
 
 namespace lowbit {
@@ -52,8 +53,6 @@ float lsq_gradient_scale(int64_t count, const LsqQuantizer& q) {
 
 namespace {
 
-// As in trainer.cc: fixed shards make the summed gradient independent of the thread count.
-constexpr int64_t kShardRows = 32;
 constexpr float kMinStep = 1e-8f;
 
 // Sets q.step to the candidate with the lowest quantization MSE on `values`: LSQ's
@@ -87,14 +86,6 @@ double fit_step(std::span<const float> values, LsqQuantizer& q) {
   }
   q.step = best;
   return best_error;
-}
-
-// A uniform integer in [0, n) by rejection, identical on every standard library (as trainer.cc).
-uint64_t uniform_index(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-  uint64_t r;
-  do r = rng(); while (r >= limit);
-  return r % n;
 }
 
 // One quantized Linear: where it is, its quantizers and its learned steps as tensors for Adam.
@@ -262,21 +253,6 @@ void backward_shard(const Model& working, const std::vector<const QatLinear*>& a
   }
 }
 
-double nll(const Tensor& log_probs, const uint8_t* labels, Tensor& d_logp, float scale,
-           int64_t* correct) {
-  const int64_t n = log_probs.dim(0), classes = log_probs.row_size();
-  d_logp.resize(log_probs.shape());
-  d_logp.fill(0.0f);
-  double loss = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = log_probs.data() + i * classes;
-    if (std::max_element(row, row + classes) - row == labels[i]) ++*correct;
-    loss -= row[labels[i]];
-    d_logp[i * classes + labels[i]] = -scale;
-  }
-  return loss;
-}
-
 // Per Linear, its input on the calibration images through the float model, computed with the
 // fixed-order loops above: collect_linear_inputs goes through Eigen, whose blocking (and so the
 // sums) depends on the thread count, and the initial steps would follow.
@@ -417,7 +393,7 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
   for (Tensor* s : steps) step_total.emplace_back(s->shape());
 
   const int64_t batches = (count + options.batch_size - 1) / options.batch_size;
-  std::vector<Shard> shards((options.batch_size + kShardRows - 1) / kShardRows);
+  std::vector<Shard> shards(shard_count(options.batch_size));
   for (Shard& s : shards) {
     s.gradients = latent.zero_gradients();
     s.outputs.resize(latent.layer_count());
@@ -433,8 +409,7 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
 
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
-    for (int64_t i = count - 1; i > 0; --i)  // Fisher-Yates
-      std::swap(order[i], order[uniform_index(rng, static_cast<uint64_t>(i) + 1)]);
+    shuffle(order, rng);
     double epoch_loss = 0;
     int64_t epoch_correct = 0;
     for (int64_t b = 0; b < batches; ++b) {
@@ -447,7 +422,7 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
 
       const int64_t begin = b * options.batch_size;
       const int64_t rows = std::min(options.batch_size, count - begin);
-      const int64_t used = (rows + kShardRows - 1) / kShardRows;
+      const int64_t used = shard_count(rows);
       const float scale = 1.0f / static_cast<float>(rows);
 #pragma omp parallel for schedule(static)
       for (int64_t si = 0; si < used; ++si) {
@@ -463,7 +438,7 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
         }
         const Tensor& log_probs = forward_shard(working, at_layer, s);
         s.correct = 0;
-        s.loss = nll(log_probs, shard_labels.data(), s.d_output, scale, &s.correct);
+        s.loss = nll(log_probs, shard_labels.data(), &s.d_output, scale, &s.correct);
         for (Tensor& g : s.gradients) g.fill(0.0f);
         std::fill(s.input_step_gradients.begin(), s.input_step_gradients.end(), 0.0f);
         backward_shard(working, at_layer, first_parameter, linear_index, s);

@@ -11,37 +11,14 @@
 #include "lowbit/error.h"
 #include "lowbit/train.h"
 #include "train/adam.h"
+#include "train/batching.h"
 #include "util/progress.h"
 
 namespace lowbit {
 namespace {
 
-// A batch is split into shards of this many rows whatever the thread count, so that the summed
-// gradient, and with it the trained model, is the same bit for bit on 1 or 2 threads.
-constexpr int64_t kShardRows = 32;
 // Evaluation chunk, fixed for the same reason.
 constexpr int64_t kEvalRows = 256;
-
-// NLL over log-probabilities [n, classes]; returns the summed loss. When d_logp is given it gets
-// -scale at each label (dLoss/dlogp of a mean over `1/scale` samples). Counts correct argmaxes.
-double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float scale,
-           int64_t* correct, uint8_t* predictions = nullptr) {
-  const int64_t n = log_probs.dim(0), classes = log_probs.row_size();
-  if (d_logp) {
-    d_logp->resize(log_probs.shape());
-    d_logp->fill(0.0f);
-  }
-  double loss = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = log_probs.data() + i * classes;
-    const int64_t best = std::max_element(row, row + classes) - row;
-    if (best == labels[i]) ++*correct;
-    if (predictions) predictions[i] = static_cast<uint8_t>(best);
-    loss -= row[labels[i]];
-    if (d_logp) (*d_logp)[i * classes + labels[i]] = -scale;
-  }
-  return loss;
-}
 
 // Copies rows `order[begin .. begin+count)` of images into batch [count, features].
 void gather(const Tensor& images, const std::vector<int64_t>& order, int64_t begin, int64_t count,
@@ -53,14 +30,6 @@ void gather(const Tensor& images, const std::vector<int64_t>& order, int64_t beg
   for (int64_t i = 0; i < count; ++i)
     std::memcpy(batch.data() + i * features, images.data() + order[begin + i] * features,
                 sizeof(float) * features);
-}
-
-// A uniform integer in [0, n) by rejection, identical on every standard library.
-uint64_t uniform_index(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-  uint64_t r;
-  do r = rng(); while (r >= limit);
-  return r % n;
 }
 
 void check_inputs(const Model& model, const Tensor& images, std::span<const uint8_t> labels) {
@@ -97,7 +66,7 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
   if (options.batch_size <= 0) throw Error("--batch-size must be positive");
   const int64_t count = images.dim(0);
   const int64_t batches = (count + options.batch_size - 1) / options.batch_size;
-  const int64_t max_shards = (options.batch_size + kShardRows - 1) / kShardRows;
+  const int64_t max_shards = shard_count(options.batch_size);
 
   std::vector<Tensor*> params = model.parameters();
   Adam adam(params, options.learning_rate, options.beta1, options.beta2, options.epsilon);
@@ -113,15 +82,14 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
 
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
-    for (int64_t i = count - 1; i > 0; --i)  // Fisher-Yates
-      std::swap(order[i], order[uniform_index(rng, static_cast<uint64_t>(i) + 1)]);
+    shuffle(order, rng);
     double epoch_loss = 0;
     int64_t epoch_correct = 0;
 
     for (int64_t b = 0; b < batches; ++b) {
       const int64_t begin = b * options.batch_size;
       const int64_t rows = std::min(options.batch_size, count - begin);
-      const int64_t used = (rows + kShardRows - 1) / kShardRows;
+      const int64_t used = shard_count(rows);
       const float scale = 1.0f / static_cast<float>(rows);
 #pragma omp parallel for schedule(static)
       for (int64_t s = 0; s < used; ++s) {

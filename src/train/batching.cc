@@ -1,0 +1,40 @@
+// Seeded shuffling and the NLL loss shared by float training and QAT.
+#include "train/batching.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace lowbit {
+
+uint64_t uniform_index(std::mt19937_64& rng, uint64_t n) {
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+  uint64_t r;
+  do r = rng(); while (r >= limit);
+  return r % n;
+}
+
+void shuffle(std::vector<int64_t>& order, std::mt19937_64& rng) {
+  for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
+    std::swap(order[i], order[uniform_index(rng, static_cast<uint64_t>(i) + 1)]);
+}
+
+double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float scale,
+           int64_t* correct, uint8_t* predictions) {
+  const int64_t n = log_probs.dim(0), classes = log_probs.row_size();
+  if (d_logp) {
+    d_logp->resize(log_probs.shape());
+    d_logp->fill(0.0f);
+  }
+  double loss = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = log_probs.data() + i * classes;
+    const int64_t best = std::max_element(row, row + classes) - row;
+    if (best == labels[i]) ++*correct;
+    if (predictions) predictions[i] = static_cast<uint8_t>(best);
+    loss -= row[labels[i]];
+    if (d_logp) (*d_logp)[i * classes + labels[i]] = -scale;
+  }
+  return loss;
+}
+
+}  // namespace lowbit
