@@ -92,6 +92,7 @@ void draw_axes(plstream& pls, const LinePlot& plot) {
 }
 
 void draw_line(plstream& pls, const PlotSeries& s, int index) {
+  if (!s.line) return;
   pls.col0(series_colour(index));
   pls.width(kLineWidth);
   pls.lsty(s.dashed ? kDashed : kSolid);
@@ -124,7 +125,7 @@ void draw_legend(plstream& pls, const LinePlot& plot) {
   std::vector<const char*> texts(n), symbols(n);
   for (std::size_t i = 0; i < n; ++i) {
     const PlotSeries& s = plot.series[i];
-    options[i] = PL_LEGEND_LINE | (s.markers ? PL_LEGEND_SYMBOL : 0);
+    options[i] = (s.line ? PL_LEGEND_LINE : 0) | (s.markers ? PL_LEGEND_SYMBOL : 0);
     colours[i] = series_colour(static_cast<int>(i));
     styles[i] = s.dashed ? kDashed : kSolid;
     labels[i] = escape_text(s.label);
