@@ -64,33 +64,44 @@ void write_histograms(const Model& model, const std::vector<Tensor>& inputs, con
   for (size_t j = 0; j < plan.layers.size(); ++j) {
     const QuantizedLinearPlan& q = plan.layers[j];
     const auto& linear = dynamic_cast<const Linear&>(model.layer(q.layer));
-    const std::string name = "linear " + std::to_string(j) + " " +
-                             shape_string({q.out_features, q.in_features});
+    // Titles stay under ~55 characters, what fits across a 900-pixel chart.
+    const std::string name = "linear " + std::to_string(j);
     Histogram weights;
     weights.bins = 80;
     weights.values.assign(linear.weight().values().begin(), linear.weight().values().end());
     const Range w = widest_weight_range(q);
     weights.markers = {w.min, w.max};
     weights.title = name + " weights, " + method +
-                    (q.weight.size() > 1 ? " range (widest of per-channel)" : " range");
+                    (q.weight.size() > 1 ? ", widest per-channel range" : " range");
     weights.x_label = "weight";
     write_histogram(weights, out_dir + "/layer" + std::to_string(j) + "_weights.png");
 
-    // After a ReLU most inputs are exactly 0; that one bar would flatten the rest.
+    // After a ReLU most inputs are exactly 0, and the first layer's are mostly the background
+    // pixel; that one bar would flatten the rest, so the most common value is left out when it
+    // is more than a tenth of the values.
     Histogram acts;
     acts.bins = 80;
     const std::span<const float> x = inputs[j].values();
+    std::vector<float> sorted(x.begin(), x.end());
+    std::sort(sorted.begin(), sorted.end());
+    float mode = sorted.empty() ? 0 : sorted[0];
+    size_t mode_count = 0;
+    for (size_t i = 0; i < sorted.size();) {
+      size_t k = i;
+      while (k < sorted.size() && sorted[k] == sorted[i]) ++k;
+      if (k - i > mode_count) mode_count = k - i, mode = sorted[i];
+      i = k;
+    }
+    const bool drop_mode = mode_count * 10 > x.size() && mode_count < x.size();
     for (float v : x)
-      if (v != 0) acts.values.push_back(v);
-    const size_t zeros = x.size() - acts.values.size();
-    if (acts.values.empty()) acts.values.assign(x.begin(), x.end());
+      if (!drop_mode || v != mode) acts.values.push_back(v);
     const Range a = representable_range(q.input);
     acts.markers = {a.min, a.max};
-    char zero_note[64] = "";
-    if (zeros && zeros < x.size())
-      std::snprintf(zero_note, sizeof zero_note, " (%.0f%% exact zeros left out)",
-                    100.0 * static_cast<double>(zeros) / static_cast<double>(x.size()));
-    acts.title = name + " input, " + method + " range" + zero_note;
+    char note[64] = "";
+    if (drop_mode)
+      std::snprintf(note, sizeof note, ", %.0f%% at %.3g left out",
+                    100.0 * static_cast<double>(mode_count) / static_cast<double>(x.size()), mode);
+    acts.title = name + " input, " + method + " range" + note;
     acts.x_label = "input activation (calibration images)";
     write_histogram(acts, out_dir + "/layer" + std::to_string(j) + "_activations.png");
   }

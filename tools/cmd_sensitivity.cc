@@ -49,9 +49,9 @@ void write_pareto_files(const std::vector<MixedPrecisionPoint>& path,
                         const std::vector<MixedPrecisionPoint>& evaluated, int64_t budget,
                         const std::string& out_dir) {
   LinePlot plot;
-  plot.title = "Greedy mixed precision: integer-engine accuracy against weight size";
+  plot.title = "Greedy mixed precision: accuracy against weight size";
   plot.x_label = "packed weight bytes (KB = 1024 bytes)";
-  plot.y_label = "test accuracy (%)";
+  plot.y_label = "test accuracy (%), integer engine";
   PlotSeries all{"evaluated configurations", {}, {}, false, true, false};
   PlotSeries front{"Pareto front", {}, {}, false, true, true};
   const std::vector<bool> on_front = pareto_front(evaluated);
