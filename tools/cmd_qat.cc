@@ -1,5 +1,4 @@
-// `lowbit qat` fine-tunes a float model with fake quantization (LSQ) and writes an integer model;
-// `lowbit sensitivity` measures how much each layer suffers from quantization.
+// `lowbit qat` fine-tunes a float model with fake quantization (LSQ) and writes an integer model.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -11,7 +10,6 @@
 #include "lowbit/model_file.h"
 #include "lowbit/qat.h"
 #include "lowbit/quantized_model.h"
-#include "lowbit/sensitivity.h"
 #include "lowbit/simulated.h"
 
 namespace lowbit::cli {
@@ -82,93 +80,6 @@ Action add_qat_command(CLI::App& app) {
                 f->out.c_str(), options.weight_bits, options.ternary ? " (ternary)" : "",
                 options.act_bits, static_cast<long long>(quantized.weight_bytes()),
                 options.epochs, seconds, 100 * integer.accuracy, 100 * sim.accuracy);
-    return 0;
-  };
-}
-
-Action add_sensitivity_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "sensitivity", "accuracy and KL when one layer at a time is quantized; mixed precision");
-  struct Flags {
-    DataFlags data;
-    std::string model, bits = "1-8";
-    int threads = 0;
-    bool json = false;
-    int64_t budget = -1, calibration = 1024;
-  };
-  auto f = std::make_shared<Flags>();
-  f->data.dataset.clear();
-  add_data_flags(*cmd, f->data);
-  add_threads_flag(*cmd, f->threads);
-  cmd->add_option("--model", f->model, "float model file")->required();
-  cmd->add_option("--bits", f->bits, "bit widths, e.g. 1-8 or 2,4,8")->capture_default_str();
-  cmd->add_flag("--json", f->json, "print JSON instead of tables");
-  cmd->add_option("--budget", f->budget,
-                  "also search per-layer bits (greedy) and pick the best under this many bytes "
-                  "of packed weights");
-  cmd->add_option("--calib-count", f->calibration, "training images used to calibrate")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  return [f] {
-    apply_threads(f->threads);
-    const std::vector<int> bits = parse_bits(f->bits, "--bits");
-    const Model model = load_model(f->model);
-    DataFlags data_flags = f->data;
-    if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
-    const Dataset data = load_data(data_flags);
-    const Tensor calibration = normalized_images(
-        data.train, data.mean, data.std, 0, std::min<int64_t>(f->calibration, data.train.count));
-    const Tensor test_images = normalize_all(data, data.test);
-    const auto rows = layer_sensitivity(model, calibration, test_images, data.test.labels, bits);
-    std::vector<MixedPrecisionPoint> path;
-    if (f->budget >= 0) path = mixed_precision_search(model, calibration, data.test);
-
-    if (f->json) {
-      nlohmann::json out = {{"layers", nlohmann::json::array()}};
-      for (const auto& r : rows)
-        out["layers"].push_back(
-            {{"linear", r.linear}, {"bits", r.bits}, {"accuracy", r.accuracy}, {"kl", r.kl}});
-      if (f->budget >= 0) {
-        out["budget"] = f->budget;
-        out["mixed_precision"] = nlohmann::json::array();
-        for (const auto& p : path)
-          out["mixed_precision"].push_back(
-              {{"bits", p.bits}, {"weight_bytes", p.weight_bytes}, {"accuracy", p.accuracy}});
-      }
-      std::printf("%s\n", out.dump(2).c_str());
-      return 0;
-    }
-    std::printf("one layer quantized (min/max, weights and its input at b bits), others float;\n"
-                "simulated on %lld test images; KL(float || quantized) in nats\n\n",
-                static_cast<long long>(data.test.count));
-    std::printf("%6s %4s %10s %12s\n", "linear", "bits", "accuracy", "KL");
-    for (const auto& r : rows)
-      std::printf("%6zu %4d %9.2f%% %12.5f\n", r.linear, r.bits, 100 * r.accuracy, r.kl);
-    if (f->budget >= 0) {
-      std::printf("\ngreedy mixed precision (integer engine), from all-8-bit down:\n");
-      std::printf("%-12s %12s %10s %s\n", "bits", "weight bytes", "accuracy", "");
-      const MixedPrecisionPoint* chosen = nullptr;
-      for (const auto& p : path) {
-        if (p.weight_bytes <= f->budget && (!chosen || p.accuracy > chosen->accuracy)) chosen = &p;
-        // Pareto front: no cheaper point on the path is at least as accurate.
-        bool dominated = false;
-        for (const auto& o : path)
-          dominated |= o.weight_bytes < p.weight_bytes && o.accuracy >= p.accuracy;
-        std::string text;
-        for (int b : p.bits) text += (text.empty() ? "" : ",") + std::to_string(b);
-        std::printf("%-12s %12lld %9.2f%% %s\n", text.c_str(),
-                    static_cast<long long>(p.weight_bytes), 100 * p.accuracy,
-                    dominated ? "" : "pareto");
-      }
-      if (chosen) {
-        std::string text;
-        for (int b : chosen->bits) text += (text.empty() ? "" : ",") + std::to_string(b);
-        std::printf("best under %lld bytes: bits %s, %lld bytes, %.2f%%\n",
-                    static_cast<long long>(f->budget), text.c_str(),
-                    static_cast<long long>(chosen->weight_bytes), 100 * chosen->accuracy);
-      } else {
-        std::printf("no point on the path fits in %lld bytes\n", static_cast<long long>(f->budget));
-      }
-    }
     return 0;
   };
 }

@@ -11,6 +11,7 @@ struct PlotSeries {
   std::vector<double> x, y;
   bool dashed = false;
   bool markers = true;
+  bool line = true;  // false: markers only, a scatter of points
 };
 
 // Where the legend sits inside the axes; lower right suits curves that rise, like accuracy

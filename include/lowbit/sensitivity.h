@@ -34,10 +34,12 @@ struct MixedPrecisionPoint {
 
 // Greedy search: start every layer at 8 bits; repeatedly lower by one the bits of the layer whose
 // step costs the least integer-engine accuracy per byte saved, until all are at 1 bit.
-// Returns every visited point (a descending-bytes path), the first one all-8-bit.
-std::vector<MixedPrecisionPoint> mixed_precision_search(const Model& model,
-                                                        const Tensor& calibration,
-                                                        const ImageSet& test);
+// Returns every visited point (a descending-bytes path), the first one all-8-bit. When
+// `evaluated` is given, it receives every configuration measured, chosen or not (the path's
+// points included), in the order measured.
+std::vector<MixedPrecisionPoint> mixed_precision_search(
+    const Model& model, const Tensor& calibration, const ImageSet& test,
+    std::vector<MixedPrecisionPoint>* evaluated = nullptr);
 
 // A min/max plan whose Linear j uses bits[j] for weights and input activations.
 QuantPlan mixed_precision_plan(const Model& model, const Tensor& calibration,

@@ -92,13 +92,15 @@ std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& 
   return rows;
 }
 
-std::vector<MixedPrecisionPoint> mixed_precision_search(const Model& model,
-                                                        const Tensor& calibration,
-                                                        const ImageSet& test) {
+std::vector<MixedPrecisionPoint> mixed_precision_search(
+    const Model& model, const Tensor& calibration, const ImageSet& test,
+    std::vector<MixedPrecisionPoint>* evaluated) {
   const size_t layers = plan_quantization(model, calibration, {}).layers.size();
   auto measure = [&](const std::vector<int>& bits) {
     const QuantizedModel q = QuantizedModel::build(model, mixed_precision_plan(model, calibration, bits));
-    return MixedPrecisionPoint{bits, q.weight_bytes(), q.evaluate(test).accuracy};
+    MixedPrecisionPoint point{bits, q.weight_bytes(), q.evaluate(test).accuracy};
+    if (evaluated) evaluated->push_back(point);
+    return point;
   };
   std::vector<MixedPrecisionPoint> path{measure(std::vector<int>(layers, 8))};
   while (true) {

@@ -58,14 +58,15 @@ void check_line_plot(LinePlot& plot, const std::string& path) {
   check_range(plot.y_min, plot.y_max, "y", path);
 }
 
+// y_label_offset: in character heights left of the axis, clear of the widest tick label.
 void draw_title_and_labels(plstream& pls, const std::string& title, const std::string& x_label,
-                           const std::string& y_label) {
+                           const std::string& y_label, double y_label_offset = 3.6) {
   pls.col0(kInk);
   pls.schr(0, 1.5);
   pls.mtex("t", 1.6, 0.5, 0.5, escape_text(title).c_str());
   pls.schr(0, 1.2);
   pls.mtex("b", 2.8, 0.5, 0.5, escape_text(x_label).c_str());
-  pls.mtex("l", 3.6, 0.5, 0.5, escape_text(y_label).c_str());
+  pls.mtex("l", y_label_offset, 0.5, 0.5, escape_text(y_label).c_str());
 }
 
 // Grid first so curves and axes are drawn over it.
@@ -92,6 +93,7 @@ void draw_axes(plstream& pls, const LinePlot& plot) {
 }
 
 void draw_line(plstream& pls, const PlotSeries& s, int index) {
+  if (!s.line) return;
   pls.col0(series_colour(index));
   pls.width(kLineWidth);
   pls.lsty(s.dashed ? kDashed : kSolid);
@@ -124,7 +126,7 @@ void draw_legend(plstream& pls, const LinePlot& plot) {
   std::vector<const char*> texts(n), symbols(n);
   for (std::size_t i = 0; i < n; ++i) {
     const PlotSeries& s = plot.series[i];
-    options[i] = PL_LEGEND_LINE | (s.markers ? PL_LEGEND_SYMBOL : 0);
+    options[i] = (s.line ? PL_LEGEND_LINE : 0) | (s.markers ? PL_LEGEND_SYMBOL : 0);
     colours[i] = series_colour(static_cast<int>(i));
     styles[i] = s.dashed ? kDashed : kSolid;
     labels[i] = escape_text(s.label);
@@ -194,7 +196,7 @@ void write_histogram(const Histogram& histogram, const std::string& path) {
   AtomicPath out(path);
   auto pls = open_plot(path, out.temp_path(), kWidth, kHeight);
   pls->adv(0);
-  pls->vpor(kLeft, kRight, kBottom, kTop);
+  pls->vpor(kLeft + 0.01, kRight, kBottom, kTop);  // room for counts of five digits
   pls->wind(x_min - pad, x_max + pad, 0, y_max);
   pls->schr(0, 1.1);
   pls->width(1);
@@ -228,7 +230,7 @@ void write_histogram(const Histogram& histogram, const std::string& path) {
   pls->col0(kInk);
   pls->schr(0, 1.1);
   pls->box("bcnst", 0, 0, "bcnstv", 0, 0);
-  draw_title_and_labels(*pls, histogram.title, histogram.x_label, "count");
+  draw_title_and_labels(*pls, histogram.title, histogram.x_label, "count", 4.4);
   finish_plot(std::move(pls), path, out.temp_path());
   if (path.ends_with(".svg")) add_svg_title(path, out.temp_path(), histogram.title);
   out.commit();
