@@ -164,14 +164,19 @@ struct Problem {
   enum class ZeroPoints { kRandom, kZero, kMax } zero_points = ZeroPoints::kRandom;
   bool saturated = false;        // every code at its maximum
   enum class Scale { kTypical, kExtreme } scale = Scale::kTypical;
+  int32_t acc_shift = 0;
 };
+
+// The acc_shift values every kernel test covers: none, the smallest, odd, and the largest build() picks.
+constexpr int32_t kAccShifts[] = {0, 1, 7, 16};
 
 std::string describe(const Problem& p) {
   return "batch=" + std::to_string(p.batch) + " K=" + std::to_string(p.K) + " N=" + std::to_string(p.N) +
          " wbits=" + std::to_string(p.wbits) + " abits=" + std::to_string(p.abits) +
          " x_pad=" + std::to_string(p.x_pad) + " y_pad=" + std::to_string(p.y_pad) +
          (p.out_i32 ? " i32" : " u8") + " zp=" + std::to_string(static_cast<int>(p.zero_points)) +
-         (p.saturated ? " saturated" : "") + (p.scale == Problem::Scale::kExtreme ? " extreme-scale" : "");
+         (p.saturated ? " saturated" : "") + (p.scale == Problem::Scale::kExtreme ? " extreme-scale" : "") +
+         " acc_shift=" + std::to_string(p.acc_shift);
 }
 
 // Runs `kernel` and the reference on one random instance of `p`; expects identical outputs
@@ -194,7 +199,8 @@ void expect_matches_reference(const QLinearKernel& kernel, const Problem& p, std
     case Problem::ZeroPoints::kMax: x_zp = amax; break;
   }
   // Roughly the spread of acc, so typical multipliers map it onto a few hundred output codes.
-  const double spread = std::max(1.0, std::sqrt(static_cast<double>(p.K)) * (amax + 1) * (wmax + 1) / 4.0);
+  const double spread = std::max(1.0, std::sqrt(static_cast<double>(p.K)) * (amax + 1) * (wmax + 1) / 4.0) *
+                        std::exp2(p.acc_shift);
   for (int64_t n = 0; n < p.N; ++n) {
     switch (p.zero_points) {
       case Problem::ZeroPoints::kRandom: w_zp[n] = static_cast<int32_t>(uniform(0, wmax)); break;
@@ -218,6 +224,7 @@ void expect_matches_reference(const QLinearKernel& kernel, const Problem& p, std
   args.w_zero_point = w_zp.data();
   args.multiplier = mult.data();
   args.shift = shift.data();
+  args.acc_shift = p.acc_shift;
   args.out_zero_point = static_cast<int32_t>(p.out_i32 ? uniform(-1000, 1000) : uniform(0, 255));
   args.out_min = static_cast<int32_t>(uniform(0, 20));
   args.out_max = static_cast<int32_t>(uniform(235, 255));
@@ -261,10 +268,12 @@ TEST_P(QLinearKernelTest, EveryBitWidthPair) {
     for (int abits = 1; abits <= 8; ++abits)
       for (auto [batch, K, N] : {std::tuple<int64_t, int64_t, int64_t>{1, 33, 17}, {5, 64, 16}, {7, 129, 31},
                                  {2, 1, 1}, {10, 784, 64}, {4, 17, 65}, {3, 1000, 10}}) {
-        Problem p;
-        p.batch = batch, p.K = K, p.N = N, p.wbits = wbits, p.abits = abits;
-        p.out_i32 = (wbits + abits + batch) % 2 == 0;
-        ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+        for (int32_t acc_shift : kAccShifts) {
+          Problem p;
+          p.batch = batch, p.K = K, p.N = N, p.wbits = wbits, p.abits = abits, p.acc_shift = acc_shift;
+          p.out_i32 = (wbits + abits + batch + acc_shift) % 2 == 0;
+          ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+        }
       }
 }
 
@@ -275,14 +284,17 @@ TEST_P(QLinearKernelTest, AwkwardShapes) {
   for (int64_t K : sizes)
     for (int64_t N : sizes) {
       if (K * N > 300000) continue;  // keeps the reference affordable
-      Problem p;
-      p.K = K, p.N = N;
-      p.batch = 1 + (i % 10);
-      p.wbits = 1 + (i * 5) % 8;
-      p.abits = 1 + (i * 3 + i / 8) % 8;
-      p.out_i32 = i % 3 == 0;
+      for (int32_t acc_shift : kAccShifts) {
+        Problem p;
+        p.K = K, p.N = N;
+        p.batch = 1 + (i % 10);
+        p.wbits = 1 + (i * 5) % 8;
+        p.abits = 1 + (i * 3 + i / 8) % 8;
+        p.out_i32 = i % 3 == 0;
+        p.acc_shift = acc_shift;
+        ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+      }
       ++i;
-      ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
     }
 }
 
@@ -296,6 +308,8 @@ TEST_P(QLinearKernelTest, ExtremeZeroPointsSaturatedInputsAndScales) {
             Problem p;
             p.batch = 3, p.K = 1000, p.N = 33, p.wbits = bits, p.abits = bits == 7 ? 8 : bits;
             p.zero_points = zp, p.saturated = saturated, p.scale = scale, p.out_i32 = out_i32;
+            // Shifted sums past 2^31 too: acc is then defined modulo 2^32 and kernels still agree.
+            p.acc_shift = kAccShifts[(bits + saturated + 2 * out_i32) % 4];
             ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
             p.wbits = 8, p.abits = 8 - bits % 8;  // mixed widths, including 8x8
             ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
@@ -309,6 +323,7 @@ TEST_P(QLinearKernelTest, LargeSubByteLayers) {
     for (int abits : {1, 4, 8}) {
       Problem p;
       p.batch = 5, p.K = 1000, p.N = 300, p.wbits = bits, p.abits = abits, p.out_i32 = abits == 4;
+      p.acc_shift = kAccShifts[(bits + abits) % 4];
       ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
       p.batch = 2, p.K = 4099, p.N = 65, p.zero_points = Problem::ZeroPoints::kMax, p.saturated = bits == 4;
       ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
@@ -332,6 +347,8 @@ TEST_P(QLinearKernelTest, LargeBatchUsesThreads) {
     Problem p;
     p.batch = 203, p.K = 100, p.N = 40, p.wbits = bits, p.abits = 8, p.out_i32 = bits == 2;
     ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+    p.acc_shift = 7;
+    ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
   }
 }
 
@@ -353,6 +370,37 @@ TEST_P(QLinearKernelTest, NoOverflowAtMaxInFeatures) {
     QLinearArgs a;
     a.batch = 1, a.x = x.data(), a.x_stride = K, a.x_zero_point = 0, a.bias = bias;
     a.w_zero_point = w_zp, a.multiplier = mult, a.shift = shift, a.y_stride = N;
+    int32_t y[N];
+    a.y_i32 = y;
+    const auto prepared = kernel().prepare(pack_weights(w.data(), N, K, bits), bits);
+    kernel().run(*prepared, a);
+    for (int n = 0; n < N; ++n) {
+      ASSERT_LT(std::abs(exact[n]), int64_t{1} << 31);
+      EXPECT_EQ(y[n], requantize(static_cast<int32_t>(exact[n]), mult[n], shift[n]));
+      EXPECT_NEAR(y[n], exact[n] / 256.0, 1.0);
+    }
+  }
+}
+
+// The bound build() relies on: with 2^s * K * (2^b - 1)^2 < 2^31 the shifted sum is exact, for the
+// FC_NN input layer (K = 784) at the largest s each width allows (16 at 1..3 bits), both signs.
+TEST_P(QLinearKernelTest, NoOverflowAtLargestAccShift) {
+  const int64_t K = 784, N = 2;
+  for (int bits = 1; bits <= 8; ++bits) {
+    const int32_t max_code = (1 << bits) - 1;
+    const int64_t sum_bound = K * max_code * max_code;
+    int32_t acc_shift = 0;
+    while (acc_shift < 16 && (sum_bound << (acc_shift + 1)) < (int64_t{1} << 31)) ++acc_shift;
+    SCOPED_TRACE("bits=" + std::to_string(bits) + " acc_shift=" + std::to_string(acc_shift));
+    std::vector<uint8_t> x(K, static_cast<uint8_t>(max_code)), w(N * K);
+    for (int64_t k = 0; k < K; ++k) w[k] = static_cast<uint8_t>(max_code), w[K + k] = 0;
+    const int32_t w_zp[N] = {0, max_code}, bias[N] = {-3, 5};
+    const int32_t mult[N] = {1 << 30, 1 << 30}, shift[N] = {-7, -7};  // acc / 2^8
+    const int64_t exact[N] = {bias[0] + (sum_bound << acc_shift), bias[1] - (sum_bound << acc_shift)};
+    QLinearArgs a;
+    a.batch = 1, a.x = x.data(), a.x_stride = K, a.x_zero_point = 0, a.bias = bias;
+    a.w_zero_point = w_zp, a.multiplier = mult, a.shift = shift, a.y_stride = N;
+    a.acc_shift = acc_shift;
     int32_t y[N];
     a.y_i32 = y;
     const auto prepared = kernel().prepare(pack_weights(w.data(), N, K, bits), bits);
@@ -393,6 +441,32 @@ TEST(QLinearTiny, HandComputed) {
     kernel->run(*prepared, a);
     const int expected_u8[] = {7, 2, 1, 7, 1, 2};
     for (int i = 0; i < 6; ++i) EXPECT_EQ(int{y8[i]}, expected_u8[i]) << i;
+  }
+}
+
+// The same layer with acc_shift = 2: the sums [[-1, 5, -2], [1, -1, 0]] are scaled by 4 and the bias
+// is not: acc = [[10 - 4, -5 + 20, 0 - 8], [10 + 4, -5 - 4, 0]] = [[6, 15, -8], [14, -9, 0]].
+TEST(QLinearTiny, HandComputedAccShift) {
+  const uint8_t x[] = {3, 0, 1, 2}, w[] = {1, 2, 3, 0, 0, 1};
+  const int32_t bias[] = {10, -5, 0}, w_zp[] = {1, 1, 1}, mult[] = {1 << 30, 1 << 30, 1 << 30},
+                shift[] = {0, 0, 0};
+  // 0.5 * acc, ties toward +inf: 3, 7.5 -> 8, -4, 7, -4.5 -> -4, 0.
+  const int32_t expected[] = {3, 8, -4, 7, -4, 0};
+  for (const QLinearKernel* kernel : all_qlinear_kernels()) {
+    if (!kernel->available()) continue;
+    SCOPED_TRACE(kernel->name());
+    QLinearArgs a;
+    a.batch = 2, a.x = x, a.x_stride = 2, a.x_zero_point = 1, a.bias = bias, a.w_zero_point = w_zp;
+    a.multiplier = mult, a.shift = shift, a.y_stride = 3, a.acc_shift = 2;
+    int32_t y[6];
+    a.y_i32 = y;
+    const auto prepared = kernel->prepare(pack_weights(w, 3, 2, 2), 2);
+    kernel->run(*prepared, a);
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(y[i], expected[i]) << i;
+    a.acc_shift = kMaxAccShift + 1;
+    EXPECT_THROW(kernel->run(*prepared, a), Error);
+    a.acc_shift = -1;
+    EXPECT_THROW(kernel->run(*prepared, a), Error);
   }
 }
 

@@ -1,7 +1,8 @@
 // The quantized linear layer operation that every low-bit kernel computes, and its dispatch.
 //
 // For activations x (codes in [0, 2^act_bits - 1]) and weights w (codes in [0, 2^weight_bits - 1]):
-//   acc[m][n] = bias[n] + sum_k (w[n][k] - w_zero_point[n]) * (x[m][k] - x_zero_point)   (int32)
+//   acc[m][n] = bias[n] + 2^acc_shift * sum_k (w[n][k] - w_zero_point[n]) * (x[m][k] - x_zero_point)
+//                                                                               (int32, acc_shift in 0..24)
 // then either
 //   y_u8[m][n]  = clamp(out_zero_point + requantize(acc, multiplier[n], shift[n]), out_min, out_max)
 // or, when y_i32 is given instead,
@@ -13,11 +14,16 @@
 // and out_zero_point + r saturates to int32 before the u8 clamp. requantize.h has these functions and
 // quantize_multiplier(real, &M0, &e); docs/kernels.md has the rounding rules and bounds.
 //
+// acc_shift scales the sum, not the bias: it gives the bias (and so the accumulator) a finer grid than
+// one product of codes, which low bit widths need (docs/quantization.md, "Accumulator shift").
+//
 // Preconditions (kernels pick their exact path from them): x codes < 2^act_bits as given to
-// prepare(); zero points within their code ranges; K <= kMaxInFeatures; |bias| <= 2^31 - 1 -
-// K * (2^bits - 1) * (2^act_bits - 1) (at most 16,744,447 at K = 32768, 8x8 bits), so acc is exact;
-// 0 <= out_min <= out_max <= 255. Past the K and bias bounds acc is still defined, modulo 2^32, and
-// every kernel agrees with the reference bit for bit; codes out of range give unspecified outputs.
+// prepare(); zero points within their code ranges; K <= kMaxInFeatures; 0 <= acc_shift <= 24;
+// |bias| <= 2^31 - 1 - 2^acc_shift * K * (2^bits - 1) * (2^act_bits - 1) (at most 16,744,447 at
+// K = 32768, 8x8 bits, acc_shift 0), so acc is exact; 0 <= out_min <= out_max <= 255. Past the K,
+// bias and shift bounds acc is still defined, modulo 2^32 (the sum is taken modulo 2^32, then
+// shifted, then added to the bias), and every kernel agrees with the reference bit for bit; codes
+// out of range give unspecified outputs.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +33,10 @@
 
 namespace lowbit::kernels {
 
-// The largest K the kernels accept: keeps |acc| < 2^31 for every bit width (see docs).
+// The largest K the kernels accept: keeps |acc| < 2^31 for every bit width at acc_shift 0 (see docs).
 inline constexpr int64_t kMaxInFeatures = 32768;
+// The largest acc_shift the kernels accept (QLinearArgs::acc_shift).
+inline constexpr int32_t kMaxAccShift = 24;
 
 // Weights [N, K] in the canonical packed format: each row starts on a byte boundary; element k of
 // a row sits at bits [(k*bits) % 8, ...) of byte (k*bits)/8 of the row, least significant bit first,
@@ -58,10 +66,11 @@ struct QLinearArgs {
   const uint8_t* x = nullptr;
   int64_t x_stride = 0;
   int32_t x_zero_point = 0;
-  const int32_t* bias = nullptr;          // [N]
+  const int32_t* bias = nullptr;          // [N], on the grid of the shifted sum (not shifted itself)
   const int32_t* w_zero_point = nullptr;  // [N] (per tensor: all equal)
   const int32_t* multiplier = nullptr;    // [N], Q31 in [2^30, 2^31)
   const int32_t* shift = nullptr;         // [N], exponent e
+  int32_t acc_shift = 0;                  // acc = bias + sum * 2^acc_shift, 0..kMaxAccShift
   int32_t out_zero_point = 0;
   int32_t out_min = 0, out_max = 255;     // for y_u8
   uint8_t* y_u8 = nullptr;                // exactly one of y_u8 / y_i32

@@ -1,5 +1,6 @@
 // AVX-512 VNNI qlinear micro-kernel: the AVX2 tile (4 rows x 16 features) with vpdpbusd on ymm.
 // Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni; only runs when dispatch.cc finds VNNI.
+// acc_shift is applied by output_stage (qlinear_simd256.h), shared with AVX2 and tested there.
 #include <immintrin.h>
 
 #include <cstdint>

@@ -35,6 +35,9 @@ void check_qlinear_args(const PreparedWeights& w, const QLinearArgs& a) {
     throw Error("qlinear: x_stride must be >= K and y_stride >= N");
   if (a.y_u8 && (a.out_min < 0 || a.out_max > 255 || a.out_min > a.out_max))
     throw Error("qlinear: need 0 <= out_min <= out_max <= 255 for y_u8");
+  if (a.acc_shift < 0 || a.acc_shift > kMaxAccShift)
+    throw Error("qlinear: acc_shift must be in 0.." + std::to_string(kMaxAccShift) + ", got " +
+                std::to_string(a.acc_shift));
 }
 
 namespace {
@@ -72,11 +75,11 @@ class RefKernel final : public QLinearKernel {
       const uint8_t* x = a.x + m * a.x_stride;
       for (int64_t n = 0; n < N; ++n) {
         const uint8_t* wrow = w.codes.data() + n * K;
-        uint32_t sum = static_cast<uint32_t>(a.bias[n]);
+        uint32_t sum = 0;
         for (int64_t k = 0; k < K; ++k)
           sum += static_cast<uint32_t>(wrow[k] - a.w_zero_point[n]) *
                  static_cast<uint32_t>(x[k] - a.x_zero_point);
-        const int32_t acc = static_cast<int32_t>(sum);
+        const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(a.bias[n]) + (sum << a.acc_shift));
         const int32_t r = requantize(acc, a.multiplier[n], a.shift[n]);
         if (a.y_i32)
           a.y_i32[m * a.y_stride + n] = add_saturate(r, a.out_zero_point);

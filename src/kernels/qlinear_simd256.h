@@ -65,6 +65,7 @@ inline void output_stage(const QLinearTile& t, int64_t n0, const __m256i (&acc)[
   const __m256i zero_point = _mm256_set1_epi32(t.out_zero_point);
   const __m256i out_min = _mm256_set1_epi32(t.out_min);
   const __m256i out_max = _mm256_set1_epi32(t.out_max);
+  const __m128i acc_shift = _mm_cvtsi32_si128(t.acc_shift);
   __m256i col_const[2], row_factor[2], multiplier[2], shift[2];
   for (int j = 0; j < 2; ++j) {
     col_const[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.col_const + n0 + 8 * j));
@@ -76,7 +77,8 @@ inline void output_stage(const QLinearTile& t, int64_t n0, const __m256i (&acc)[
     const __m256i x_sum = _mm256_set1_epi32(t.x_sum[m]);
     __m256i y[2];
     for (int j = 0; j < 2; ++j) {
-      __m256i a = _mm256_add_epi32(acc[m][j], col_const[j]);
+      // vpslld: the dot product alone; col_const and row_factor arrive pre-shifted.
+      __m256i a = _mm256_add_epi32(_mm256_sll_epi32(acc[m][j], acc_shift), col_const[j]);
       a = _mm256_add_epi32(a, _mm256_mullo_epi32(row_factor[j], x_sum));
       y[j] = add_saturate8(requantize8(a, multiplier[j], shift[j]), zero_point);
     }

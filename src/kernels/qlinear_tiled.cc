@@ -63,6 +63,10 @@ void block_weights(const PackedWeights& packed, TiledWeights& t) {
 
 // Per-call constants, folded so the micro-kernel only adds them (all mod 2^32). With the layout's c:
 //   sum_k (w - wz)(x - xz) = dot(wc, x) - xz * sum(wc) + (c - wz) * (sum(x) - K * xz)
+// and acc = bias + 2^s * that sum. The cross terms belong to the sum, so they are shifted here, and
+// the micro-kernel shifts only dot(wc, x); multiplication by 2^s distributes over + mod 2^32, so
+// this equals the reference's (sum mod 2^32) << s bit for bit:
+//   col_const = bias + 2^s * (-xz * sum(wc) - (c - wz) * K * xz),  row_factor = 2^s * (c - wz)
 struct CallConstants {
   std::vector<int32_t> col_const, row_factor, multiplier, shift;
 };
@@ -86,11 +90,12 @@ void fill_constants(const TiledWeights& w, const QLinearArgs& a, CallConstants& 
   const int32_t* __restrict bias = a.bias;
   const int32_t* __restrict w_zero_point = a.w_zero_point;
   const int32_t* __restrict wc_sum = w.wc_sum.data();
+  const int s = a.acc_shift;
   for (int64_t n = 0; n < w.rows; ++n) {
     const uint32_t factor = centre - static_cast<uint32_t>(w_zero_point[n]);
-    col_const[n] = static_cast<int32_t>(static_cast<uint32_t>(bias[n]) -
-                                        xz * static_cast<uint32_t>(wc_sum[n]) - factor * K * xz);
-    row_factor[n] = static_cast<int32_t>(factor);
+    const uint32_t cross = 0u - xz * static_cast<uint32_t>(wc_sum[n]) - factor * K * xz;
+    col_const[n] = static_cast<int32_t>(static_cast<uint32_t>(bias[n]) + (cross << s));
+    row_factor[n] = static_cast<int32_t>(factor << s);
   }
   std::copy(a.multiplier, a.multiplier + w.rows, c.multiplier.begin());
   std::copy(a.shift, a.shift + w.rows, c.shift.begin());
@@ -127,6 +132,7 @@ void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants&
   tile.row_factor = c.row_factor.data();
   tile.multiplier = c.multiplier.data();
   tile.shift = c.shift.data();
+  tile.acc_shift = a.acc_shift;
   tile.out_zero_point = a.out_zero_point;
   tile.out_min = a.out_min;
   tile.out_max = a.out_max;

@@ -23,7 +23,9 @@ enum class WeightLayout { kS8x4, kS8x2, kU4x8 };
 
 // One tile of rows through every output feature. Activations are packed by the caller into
 // x: [mr][kp] (u8 for kS8x4, int16 for kS8x2), zero-padded past K. For row m and feature n:
-//   acc = dot(wc[n], x[m]) + col_const[n] + row_factor[n] * x_sum[m]   (int32, mod 2^32)
+//   acc = dot(wc[n], x[m]) * 2^acc_shift + col_const[n] + row_factor[n] * x_sum[m]   (int32, mod 2^32)
+// where the caller has already shifted the zero-point cross terms inside col_const and row_factor
+// (but not the bias), so one vpslld on the dot product is all the shift costs here.
 // then requantize/clamp/store exactly as requantize.h specifies.
 struct QLinearTile {
   int64_t mr = 0;                    // 1..kTileRows
@@ -37,6 +39,7 @@ struct QLinearTile {
   const int32_t* row_factor = nullptr;  // [N rounded up to 16]
   const int32_t* multiplier = nullptr;  // [N rounded up to 16]
   const int32_t* shift = nullptr;       // [N rounded up to 16]
+  int32_t acc_shift = 0;                // 0..kMaxAccShift, as QLinearArgs::acc_shift
   int32_t out_zero_point = 0, out_min = 0, out_max = 255;
   uint8_t* y_u8 = nullptr;           // [mr][y_stride] or null
   int32_t* y_i32 = nullptr;          // [mr][y_stride] or null

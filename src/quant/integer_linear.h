@@ -14,7 +14,10 @@ struct IntegerLinear {
   int act_bits = 8;              // bits of the input codes
   int out_bits = 0;              // bits of the output codes; 0: int32 logits (last layer)
   kernels::PackedWeights weights;
-  std::vector<int32_t> bias;          // [out] at scale weight_scale[n] * input_scale
+  // acc = bias + 2^acc_shift * sum (qlinear.h): bias is at scale weight_scale[n] * input_scale /
+  // 2^acc_shift, and the multipliers divide that 2^acc_shift back out.
+  int32_t acc_shift = 0;              // 0..kernels::kMaxAccShift
+  std::vector<int32_t> bias;          // [out] at scale weight_scale[n] * input_scale / 2^acc_shift
   std::vector<int32_t> weight_zero_point, multiplier, shift;  // [out]
   int32_t input_zero_point = 0, output_zero_point = 0, output_min = 0, output_max = 0;
   // Real-valued scales, for reports and dequantized outputs only; the engine never reads them.

@@ -21,10 +21,18 @@ constexpr int64_t kChunkRows = 64;
 // dst[j] = table[src[j]]. Byte stores may alias anything, so without restrict the compiler
 // reloads every pointer after each store (measured: 45 % of FC_NN inference time). GCC's
 // vectorized byte gather is slower than plain loads here, hence no-tree-vectorize.
-__attribute__((optimize("no-tree-vectorize"))) void map_pixels(const uint8_t* __restrict src, uint8_t* __restrict dst,
-                const uint8_t* __restrict table, int64_t count) {
+__attribute__((optimize("no-tree-vectorize"))) void map_pixels(const uint8_t* __restrict src,
+                                                               uint8_t* __restrict dst,
+                                                               const uint8_t* __restrict table,
+                                                               int64_t count) {
   for (int64_t j = 0; j < count; ++j) dst[j] = table[src[j]];
 }
+
+// The largest accumulator shift build() uses: 2^-16 of a product of codes is finer than any bias
+// needs, and it leaves the 1-3 bit layers of FC_NN far inside the int32 bound.
+constexpr int kMaxBuildAccShift = 16;
+// build() keeps |acc| <= 2^30, half the int32 range, as margin against the bound's assumptions.
+constexpr double kAccLimit = 1073741824.0;
 
 int32_t saturate_int32(double v) {
   v = std::nearbyint(v);
@@ -35,6 +43,28 @@ std::vector<float> channel_values(const nlohmann::json& metadata, const char* ke
   if (!metadata.contains(key) || !metadata[key].is_array() || metadata[key].empty())
     throw Error(std::string("model metadata has no normalization \"") + key + "\"");
   return metadata[key].get<std::vector<float>>();
+}
+
+// The largest s <= kMaxBuildAccShift for which every acc of the layer provably fits in kAccLimit,
+//   2^s * K * (2^b - 1) * (2^a - 1) + max_n |round(bias[n] * 2^s / accumulator_scale[n])| <= 2^30,
+// and every requantization multiplier M[n] / 2^s stays representable (exponent >= -31; past that
+// quantize_multiplier flushes it to 0). |w - z_w| <= 2^b - 1 and |x - z_x| <= 2^a - 1 because codes
+// and zero points lie in [0, 2^bits - 1], so the bound holds for any input. 0 when even s = 0
+// breaks it (then the bias saturates as it always did).
+int choose_acc_shift(int64_t in_features, int weight_bits, int act_bits, const std::vector<float>& bias,
+                     const std::vector<double>& accumulator_scale, const std::vector<double>& multiplier) {
+  const double sum_bound = static_cast<double>(in_features) * ((1 << weight_bits) - 1) * ((1 << act_bits) - 1);
+  for (int s = kMaxBuildAccShift; s > 0; --s) {
+    double bias_bound = 0;
+    bool representable = true;
+    for (size_t n = 0; n < bias.size(); ++n) {
+      bias_bound = std::max(bias_bound, std::fabs(std::nearbyint(std::ldexp(double{bias[n]}, s) /
+                                                                 accumulator_scale[n])));
+      representable = representable && (multiplier[n] == 0 || std::ldexp(multiplier[n], -s) >= 0x1p-31);
+    }
+    if (representable && std::ldexp(sum_bound, s) + bias_bound <= kAccLimit) return s;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -50,6 +80,7 @@ void IntegerLinear::run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8
   args.w_zero_point = weight_zero_point.data();
   args.multiplier = multiplier.data();
   args.shift = shift.data();
+  args.acc_shift = acc_shift;
   args.out_zero_point = output_zero_point;
   args.out_min = output_min;
   args.out_max = output_max;
@@ -121,11 +152,24 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
       layer->output_min = p.relu ? next.zero_point : 0;  // ReLU folded into the clamp
       layer->output_max = next.qmax();
     }
+    // One unit of the unshifted sum is s_w[n] * s_x; the accumulator counts 2^-acc_shift of it.
+    std::vector<double> accumulator_scale(p.out_features), real_multiplier(p.out_features);
     for (int64_t n = 0; n < p.out_features; ++n) {
-      const double accumulator_scale = double{layer->weight_scale[n]} * double{p.input.scale};
-      layer->bias.push_back(saturate_int32(double{p.bias[n]} / accumulator_scale));
+      accumulator_scale[n] = double{layer->weight_scale[n]} * double{p.input.scale};
+      real_multiplier[n] = accumulator_scale[n] / double{layer->output_scale};
+    }
+    const int s = choose_acc_shift(p.in_features, weight_bits, layer->act_bits, p.bias, accumulator_scale,
+                                   real_multiplier);
+    layer->acc_shift = s;
+    // The logits keep the finer grid too: otherwise the last requantization would round the
+    // precise bias away again. Scaling by 2^-s is exact in float and double, so M0 stays as it was
+    // and s = 0 reproduces the unshifted engine bit for bit.
+    if (last) layer->output_scale = std::ldexp(layer->output_scale, -s);
+    for (int64_t n = 0; n < p.out_features; ++n) {
+      layer->bias.push_back(saturate_int32(std::ldexp(double{p.bias[n]}, s) / accumulator_scale[n]));
       int32_t m0 = 0, e = 0;
-      kernels::quantize_multiplier(accumulator_scale / double{layer->output_scale}, &m0, &e);
+      kernels::quantize_multiplier(std::ldexp(accumulator_scale[n] / double{layer->output_scale}, -s),
+                                   &m0, &e);
       layer->multiplier.push_back(m0);
       layer->shift.push_back(e);
     }
@@ -235,6 +279,7 @@ nlohmann::json QuantizedModel::summary() const {
                       {"out_features", l->out_features},
                       {"weight_bits", l->weights.bits},
                       {"act_bits", l->act_bits},
+                      {"acc_shift", l->acc_shift},
                       {"output", l->out_bits ? "u" + std::to_string(l->out_bits) : "int32 logits"},
                       {"input_scale", l->input_scale},
                       {"input_zero_point", l->input_zero_point},

@@ -39,6 +39,7 @@ struct QuantizedModelAccess {
                         {"weight_bits", l->weights.bits},
                         {"act_bits", l->act_bits},
                         {"out_bits", l->out_bits},
+                        {"acc_shift", l->acc_shift},
                         {"input_zero_point", l->input_zero_point},
                         {"output_zero_point", l->output_zero_point},
                         {"output_min", l->output_min},
@@ -88,6 +89,9 @@ struct QuantizedModelAccess {
         const int bits = j.at("weight_bits");
         l->act_bits = j.at("act_bits");
         l->out_bits = j.at("out_bits");
+        // Required: files written before acc_shift existed are invalid (docs/model-format.md).
+        if (!j.at("acc_shift").is_number_integer()) throw Error(path + ": acc_shift is not an integer");
+        l->acc_shift = j.at("acc_shift");
         l->input_zero_point = j.at("input_zero_point");
         l->output_zero_point = j.at("output_zero_point");
         l->output_min = j.at("output_min");
@@ -102,6 +106,9 @@ struct QuantizedModelAccess {
         if (bits < 1 || bits > 8 || l->act_bits < 1 || l->act_bits > 8 ||
             (last ? l->out_bits != 0 : (l->out_bits < 1 || l->out_bits > 8)))
           throw Error(where + ": bit width out of range");
+        if (l->acc_shift < 0 || l->acc_shift > kernels::kMaxAccShift)
+          throw Error(where + ": acc_shift " + std::to_string(l->acc_shift) + " is not in 0.." +
+                      std::to_string(kernels::kMaxAccShift));
         if (i == 0 ? l->act_bits != static_cast<int>(layers[0].at("act_bits"))
                    : l->act_bits != static_cast<int>(layers[i - 1].at("out_bits")))
           throw Error(where + ": activation bits do not chain");
