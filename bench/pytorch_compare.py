@@ -141,31 +141,28 @@ def random_inputs(torch, batch, seed):
     return (pixels - MNIST_MEAN) / MNIST_STD
 
 
-def best_images_per_s(run, batch, repeats, seconds):
-    """Best of `repeats` timed runs; each run calls `run` until `seconds` have passed."""
-    best = 0.0
-    for _ in range(repeats):
-        calls = 0
-        start = time.perf_counter()
-        while True:
-            run()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= seconds:
-                break
-        best = max(best, calls * batch / elapsed)
-    return best
+def images_per_s(run, batch, seconds):
+    """One timed run: calls `run` until `seconds` have passed."""
+    calls = 0
+    start = time.perf_counter()
+    while True:
+        run()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return calls * batch / elapsed
 
 
-def time_torch(torch, args):
-    rows, notes = [], []
-    supported = set(torch.backends.quantized.supported_engines)
+def build_torch_models(torch, args):
+    """{engine: model} for the engines this torch has, each checked against float first."""
+    models, notes = {}, []
+    supported = set(torch.backends.quantized.supported_engines) - {"none"}
     calibration = random_inputs(torch, 1024, seed=1)
     check = random_inputs(torch, 1024, seed=2)
     for engine in args.engines:
         if engine != "float" and engine not in supported:
-            notes.append(f"PyTorch {engine}: not in this torch's supported engines "
-                         f"({', '.join(sorted(supported))}); skipped")
+            notes.append(f"PyTorch {engine}: not built into this torch (it has "
+                         f"{', '.join(sorted(supported))}); skipped")
             continue
         try:
             model, float_model = build_torch_model(torch, engine, calibration)
@@ -177,18 +174,37 @@ def time_torch(torch, args):
         kinds = sorted({type(m).__name__ for m in model.modules() if "Linear" in type(m).__name__})
         notes.append(f"PyTorch {engine}: {', '.join(kinds)}; argmax agrees with float on "
                      f"{100 * agreement:.1f}% of {len(check)} random inputs")
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            for batch in args.batch:
-                x = random_inputs(torch, batch, seed=3)
-                with torch.inference_mode():
-                    for _ in range(3):  # warm up: allocator, packing caches, thread pool
-                        model(x)
-                    speed = best_images_per_s(lambda: model(x), batch, args.repeats, args.seconds)
-                rows.append({"side": "pytorch", "engine": engine,
-                             "bits": 32 if engine == "float" else 8,
-                             "batch": batch, "threads": threads, "images_per_s": speed})
-    return rows, notes
+        models[engine] = model
+    return models, notes
+
+
+def openblas_thread_setter():
+    """openblas_set_num_threads of the OpenBLAS that torch loaded, or None.
+
+    Debian's torch runs float Linear through the system BLAS (OpenBLAS), whose own thread pool
+    torch.set_num_threads does not reach.
+    """
+    import ctypes
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "openblas" in line and ".so" in line}
+    for path in sorted(paths):
+        try:
+            return ctypes.CDLL(path).openblas_set_num_threads
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def time_torch(torch, model, engine, batch, threads, seconds):
+    """images/s of one timed run of a PyTorch model, after a warm-up."""
+    torch.set_num_threads(threads)
+    if engine != "float":  # a converted model's prepacked weights belong to its engine
+        torch.backends.quantized.engine = engine
+    x = random_inputs(torch, batch, seed=3)
+    with torch.inference_mode():
+        for _ in range(3):  # warm up: allocator, thread pool
+            model(x)
+        return images_per_s(lambda: model(x), batch, seconds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,31 +222,60 @@ def run_lowbit(args, *command):
     return result.stdout
 
 
-def time_lowbit(args, work_dir):
-    rows, notes = [], []
+def prepare_lowbit_models(args, work_dir):
+    """{bits: quantized model path}, training a float model first unless --model was given."""
+    models, notes = {}, []
     model = args.model
     if model is None:
         model = os.path.join(work_dir, "fc.lbm")
         out = run_lowbit(args, "train", "--dataset", args.dataset, "--epochs", str(args.epochs),
                          "--out", model)
         notes.append(f"lowbit train --epochs {args.epochs}: {out.strip().splitlines()[-1]}")
-    batches = ",".join(map(str, args.batch))
-    threads = ",".join(map(str, args.threads))
     for bits in args.bits:
-        quantized = os.path.join(work_dir, f"fc_{bits}bit.lbq")
-        run_lowbit(args, "quantize", "--model", model, "--bits", str(bits), "--out", quantized)
-        best = {}
-        for _ in range(args.repeats):  # `lowbit bench` reports the mean of one run; keep the best
-            report = json.loads(run_lowbit(args, "bench", "--model", quantized, "--batch", batches,
-                                           "--threads", threads, "--seconds", str(args.seconds),
-                                           "--json"))
-            for r in report["results"]:
-                key = (r["batch"], r["threads"])
-                best[key] = max(best.get(key, 0.0), r["images_per_s"])
-        notes.append(f"lowbit {bits}-bit: kernel {report['kernel']}")
-        for (batch, thread_count), speed in best.items():
-            rows.append({"side": "lowbit", "engine": "lowbit", "bits": bits, "batch": batch,
-                         "threads": thread_count, "images_per_s": speed})
+        models[bits] = os.path.join(work_dir, f"fc_{bits}bit.lbq")
+        run_lowbit(args, "quantize", "--model", model, "--bits", str(bits), "--out", models[bits])
+    return models, notes
+
+
+def time_lowbit(args, model, batch, threads):
+    """(images/s, kernel) of one `lowbit bench` run: one warm-up call, then the mean over --seconds."""
+    report = json.loads(run_lowbit(args, "bench", "--model", model, "--batch", str(batch),
+                                   "--threads", str(threads), "--seconds", str(args.seconds),
+                                   "--json"))
+    return report["results"][0]["images_per_s"], report["kernel"]
+
+
+# ---------------------------------------------------------------------------------------------
+# both
+
+
+def measure(torch, args, lowbit_models, torch_models):
+    """Best of --repeats runs for every configuration, as table rows, and notes.
+
+    The repeats go round-robin over every model at one (threads, batch), so a burst of load from
+    elsewhere on a shared machine hits lowbit and PyTorch alike rather than one side only.
+    """
+    set_blas_threads = openblas_thread_setter()
+    best, kernels = {}, {}
+    for threads in args.threads:
+        if set_blas_threads:
+            set_blas_threads(threads)
+        for batch in args.batch:
+            for _ in range(args.repeats):
+                for bits, path in lowbit_models.items():
+                    speed, kernels[bits] = time_lowbit(args, path, batch, threads)
+                    key = ("lowbit", bits, batch, threads)
+                    best[key] = max(best.get(key, 0.0), speed)
+                for engine, model in torch_models.items():
+                    speed = time_torch(torch, model, engine, batch, threads, args.seconds)
+                    key = (engine, 32 if engine == "float" else 8, batch, threads)
+                    best[key] = max(best.get(key, 0.0), speed)
+    rows = [{"side": "lowbit" if engine == "lowbit" else "pytorch", "engine": engine,
+             "bits": bits, "batch": batch, "threads": threads, "images_per_s": speed}
+            for (engine, bits, batch, threads), speed in best.items()]
+    notes = [f"lowbit {bits}-bit: kernel {kernel}" for bits, kernel in sorted(kernels.items())]
+    if set_blas_threads is None:
+        notes.append("PyTorch float: no OpenBLAS found; its BLAS threads were left as they were")
     return rows, notes
 
 
@@ -277,22 +322,26 @@ def main():
     if args.model and not os.path.isfile(args.model):
         fail(f"--model {args.model}: no such file")
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="lowbit-torch-") as temporary:
         work_dir = args.work_dir or temporary
         os.makedirs(work_dir, exist_ok=True)
-        lowbit_rows, lowbit_notes = time_lowbit(args, work_dir)
-    torch_rows, torch_notes = time_torch(torch, args)
+        lowbit_models, lowbit_notes = prepare_lowbit_models(args, work_dir)
+        torch_models, torch_notes = build_torch_models(torch, args)
+        rows, timing_notes = measure(torch, args, lowbit_models, torch_models)
+    notes = lowbit_notes + torch_notes + timing_notes + [
+        "load average (1, 5, 15 min): before %.2f %.2f %.2f, after %.2f %.2f %.2f"
+        % (load_before + os.getloadavg())]
 
-    rows = lowbit_rows + torch_rows
     add_ratios(rows, args.bits)
     print(f"PyTorch {torch.__version__} ({torch.__file__}), python {sys.executable}")
-    for note in lowbit_notes + torch_notes:
+    for note in notes:
         print(note)
     print(f"best of {args.repeats} runs of {args.seconds} s each; images/s; "
           "lbB/pt = lowbit at B bits / this PyTorch row, same batch and threads\n")
     print_table(rows, args.bits)
     if args.json:
-        document = {"torch_version": torch.__version__, "notes": lowbit_notes + torch_notes,
+        document = {"torch_version": torch.__version__, "notes": notes,
                     "repeats": args.repeats, "seconds": args.seconds, "rows": rows}
         temporary_json = args.json + ".tmp"
         with open(temporary_json, "w") as out:
