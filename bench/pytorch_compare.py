@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = (784, 64, 32, 10)  # FC_NN: 784 -> 64 -> ReLU -> 32 -> ReLU -> 10
@@ -65,6 +66,9 @@ def parse_args():
                         help="timed runs per configuration, best kept (default: 3)")
     parser.add_argument("--seconds", type=float, default=0.5,
                         help="length of one timed run (default: 0.5)")
+    parser.add_argument("--eager", action="store_true",
+                        help="time PyTorch's eager modules instead of a traced, frozen TorchScript "
+                             "graph (eager pays Python dispatch per layer: slower at small batches)")
     parser.add_argument("--work-dir", help="where lowbit model files go (default: a temporary folder)")
     parser.add_argument("--json", metavar="FILE", help="also write the table's rows to FILE")
     args = parser.parse_args()
@@ -174,6 +178,10 @@ def build_torch_models(torch, args):
         kinds = sorted({type(m).__name__ for m in model.modules() if "Linear" in type(m).__name__})
         notes.append(f"PyTorch {engine}: {', '.join(kinds)}; argmax agrees with float on "
                      f"{100 * agreement:.1f}% of {len(check)} random inputs")
+        if not args.eager:  # how PyTorch deploys a model: one graph, no Python between layers
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = torch.jit.freeze(torch.jit.trace(model, check[:1]))
         models[engine] = model
     return models, notes
 
@@ -334,14 +342,16 @@ def main():
         % (load_before + os.getloadavg())]
 
     add_ratios(rows, args.bits)
-    print(f"PyTorch {torch.__version__} ({torch.__file__}), python {sys.executable}")
+    print(f"PyTorch {torch.__version__} ({torch.__file__}), python {sys.executable}, "
+          f"{'eager modules' if args.eager else 'traced and frozen TorchScript'}")
     for note in notes:
         print(note)
     print(f"best of {args.repeats} runs of {args.seconds} s each; images/s; "
           "lbB/pt = lowbit at B bits / this PyTorch row, same batch and threads\n")
     print_table(rows, args.bits)
     if args.json:
-        document = {"torch_version": torch.__version__, "notes": notes,
+        document = {"torch_version": torch.__version__,
+                    "torch_mode": "eager" if args.eager else "torchscript", "notes": notes,
                     "repeats": args.repeats, "seconds": args.seconds, "rows": rows}
         temporary_json = args.json + ".tmp"
         with open(temporary_json, "w") as out:
