@@ -331,6 +331,12 @@ def main():
         fail(f"--model {args.model}: no such file")
 
     load_before = os.getloadavg()
+    if load_before[0] > 0.5:
+        # Measured here: with one other busy process on a 2-core machine, every 2-thread parallel
+        # region waits milliseconds for its second thread (lowbit batch 64: 720k -> 2.7k images/s).
+        print(f"pytorch_compare: warning: load average {load_before[0]:.2f} before timing; "
+              "another process is using the CPU, so multi-thread rows will be far too low",
+              file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="lowbit-torch-") as temporary:
         work_dir = args.work_dir or temporary
         os.makedirs(work_dir, exist_ok=True)
