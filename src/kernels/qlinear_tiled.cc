@@ -154,15 +154,15 @@ void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants&
 template <typename T>
 void run_all(const TiledWeights& w, const QLinearArgs& a, const CallConstants& c) {
   const int64_t tiles = (a.batch + kTileRows - 1) / kTileRows;
-  if (a.batch < kMinParallelBatch) {
+  // Chunks of 16 tiles (64 rows) handed out dynamically, so a thread that gets descheduled on a
+  // shared machine leaves its remaining work to the others. Integer results do not depend on the
+  // partition. One chunk of work gains nothing from a team, so it runs on the calling thread.
+  constexpr int64_t kChunkTiles = 16;
+  const int64_t chunks = (tiles + kChunkTiles - 1) / kChunkTiles;
+  if (a.batch < kMinParallelBatch || chunks < 2) {
     run_tiles<T>(w, a, c, 0, tiles);
     return;
   }
-  // Chunks of 16 tiles (64 rows) handed out dynamically, so a thread that gets descheduled on a
-  // shared machine leaves its remaining work to the others. Integer results do not depend on the
-  // partition.
-  constexpr int64_t kChunkTiles = 16;
-  const int64_t chunks = (tiles + kChunkTiles - 1) / kChunkTiles;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t chunk = 0; chunk < chunks; ++chunk)
     run_tiles<T>(w, a, c, chunk * kChunkTiles, std::min(tiles, (chunk + 1) * kChunkTiles));
