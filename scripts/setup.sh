@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config git
   libeigen3-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libplplot-dev plplot-driver-cairo
+  libplplot-dev plplot-driver-cairo fonts-dejavu-core
   libdnnl-dev
   dataset-fashion-mnist
 )
