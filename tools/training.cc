@@ -13,6 +13,12 @@ void add_training_flags(CLI::App& app, TrainOptions& options) {
       ->capture_default_str()->check(CLI::Range(1, 1 << 20));
   app.add_option("--lr", options.learning_rate, "Adam learning rate")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--beta1", options.beta1, "Adam beta1")
+      ->capture_default_str()->check(CLI::Range(0.0f, 0.999999f));
+  app.add_option("--beta2", options.beta2, "Adam beta2")
+      ->capture_default_str()->check(CLI::Range(0.0f, 0.999999f));
+  app.add_option("--eps", options.epsilon, "Adam epsilon")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--seed", options.seed, "seed for initialization and shuffling")
       ->capture_default_str();
 }
@@ -38,6 +44,9 @@ Model train_fc_nn(const Dataset& data, const Tensor& train_images, const TrainOp
                       {"epochs", options.epochs},
                       {"batch_size", options.batch_size},
                       {"learning_rate", options.learning_rate},
+                      {"beta1", options.beta1},
+                      {"beta2", options.beta2},
+                      {"epsilon", options.epsilon},
                       {"seed", options.seed}}},
                     {"final_train_loss", history.empty() ? 0.0 : history.back().loss}};
   return model;

@@ -34,6 +34,13 @@ constexpr int kMaxBuildAccShift = 16;
 // build() keeps |acc| <= 2^30, half the int32 range, as margin against the bound's assumptions.
 constexpr double kAccLimit = 1073741824.0;
 
+// "u4" for 4-bit unsigned codes. (Built by append: GCC 12 warns falsely on "u" + string.)
+std::string output_code_name(int bits) {
+  std::string name = "u";
+  name += std::to_string(bits);
+  return name;
+}
+
 int32_t saturate_int32(double v) {
   v = std::nearbyint(v);
   return static_cast<int32_t>(std::clamp(v, -2147483648.0, 2147483647.0));
@@ -280,7 +287,7 @@ nlohmann::json QuantizedModel::summary() const {
                       {"weight_bits", l->weights.bits},
                       {"act_bits", l->act_bits},
                       {"acc_shift", l->acc_shift},
-                      {"output", l->out_bits ? "u" + std::to_string(l->out_bits) : "int32 logits"},
+                      {"output", l->out_bits ? output_code_name(l->out_bits) : "int32 logits"},
                       {"input_scale", l->input_scale},
                       {"input_zero_point", l->input_zero_point},
                       {"packed_bytes", l->weights.data.size()}});
