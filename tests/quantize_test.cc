@@ -272,10 +272,6 @@ TEST(LossAware, NeverEndsWithAWorseCalibrationLossThanItsStart) {
     const double before = calibration_loss(model, calibration, plan_quantization(model, calibration, start));
     const double after = calibration_loss(model, calibration, searched);
     EXPECT_LE(after, before) << bits << " bits";
-    // The chosen multipliers reproduce the searched plan's loss when planned directly.
-    QuantOptions replay = searched.options;
-    replay.loss_aware = false;
-    EXPECT_DOUBLE_EQ(calibration_loss(model, calibration, plan_quantization(model, calibration, replay)), after);
   }
 }
 

@@ -300,6 +300,29 @@ Tensor plan_from(const Model& model, const std::vector<Tensor>& float_inputs,
   return quantized;
 }
 
+// Linear layer `q`'s input quantizer with its range times m, its weights kept as they are and its
+// bias corrected again; returns the layer's output on quantized_input (loss-aware search, layer 0).
+Tensor requantize_input(const Linear& linear, const Tensor& float_input, const Tensor& quantized_input,
+                        float m, const QuantOptions& o, QuantizedLinearPlan& q) {
+  const float lo = q.input.dequantize(0), hi = q.input.dequantize(q.input.qmax());
+  q.input = minmax_params({lo * m, hi * m}, q.input.bits);
+  Tensor x = quantized_input;
+  for (float& v : x.values()) v = q.input.fake_quantize(v);
+  q.bias.assign(linear.bias().data(), linear.bias().data() + q.out_features);
+  Tensor y = multiply_transposed(x, dequantized_weight(q));
+  if (o.bias_correction) {
+    const std::vector<float> error =
+        mean_output_error(y, multiply_transposed(float_input, linear.weight()));
+    for (int64_t c = 0; c < q.out_features; ++c) q.bias[c] -= error[c];
+  }
+  const int64_t out = q.out_features;
+  for (int64_t r = 0; r < y.dim(0); ++r)
+    for (int64_t c = 0; c < out; ++c) y[r * out + c] += q.bias[c];
+  if (q.relu)
+    for (float& v : y.values()) v = std::max(v, 0.0f);
+  return y;
+}
+
 // Multipliers tried for each layer's activation and weight ranges (loss-aware search).
 constexpr float kActGrid[] = {0.6f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f, 1.0f, 1.05f, 1.1f, 1.2f, 1.35f, 1.5f};
 constexpr float kWeightGrid[] = {0.8f, 0.9f, 0.95f, 1.0f, 1.05f, 1.1f, 1.2f};
@@ -335,8 +358,23 @@ QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images
   double best_loss = mean_kl(reference, logits);
   QuantPlan best = plan;
   for (int pass = 0; pass < kLossAwarePasses; ++pass) {
-    // The first layer is left out: re-planning it (784 inputs: output_mse weight ranges and GPTQ
-    // on a 784 x 784 Hessian) costs most of the time of a plan.
+    // The first layer is not re-planned: that (784 inputs: output_mse weight ranges and GPTQ on a
+    // 784 x 784 Hessian) costs most of the time of a plan. Its input range is searched with its
+    // weights kept (bias corrected again), the later layers re-planned.
+    if (linear_count > 1) {
+      const auto& linear = dynamic_cast<const Linear&>(model.layer(best.layers[0].layer));
+      Tensor best_input = quantized_inputs[1];
+      for (const float m : kActGrid) {
+        if (m == 1.0f) continue;
+        QuantPlan trial = best;
+        quantized_inputs[1] = requantize_input(linear, float_inputs[0], quantized_inputs[0], m, o,
+                                               trial.layers[0]);
+        const double loss =
+            mean_kl(reference, plan_from(model, float_inputs, o, 1, quantized_inputs, trial));
+        if (loss < best_loss) best_loss = loss, best = std::move(trial), best_input = quantized_inputs[1];
+      }
+      quantized_inputs[1] = std::move(best_input);
+    }
     for (size_t j = std::min<size_t>(1, linear_count - 1); j < linear_count; ++j) {
       for (const bool weights : {false, true}) {
         std::vector<float>& scales = weights ? o.weight_range_scale : o.act_range_scale;
