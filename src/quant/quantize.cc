@@ -326,7 +326,7 @@ Tensor requantize_input(const Linear& linear, const Tensor& float_input, const T
 // Multipliers tried for each layer's activation and weight ranges (loss-aware search).
 constexpr float kActGrid[] = {0.6f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f, 1.0f, 1.05f, 1.1f, 1.2f, 1.35f, 1.5f};
 constexpr float kWeightGrid[] = {0.8f, 0.9f, 0.95f, 1.0f, 1.05f, 1.1f, 1.2f};
-constexpr int kLossAwarePasses = 2;
+constexpr int kLossAwarePasses = 1;
 
 }  // namespace
 
