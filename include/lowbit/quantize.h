@@ -46,7 +46,9 @@ struct QuantOptions {
   // Loss-aware range search: starting from the scales above (or 1), coordinate descent over the
   // layers that picks each layer's activation and weight multiplier from a grid by the network's
   // KL divergence from the float model on the calibration images, the later layers re-planned
-  // (docs/quantization.md). Accepts only strict improvements, so it never ends worse.
+  // (docs/quantization.md); layer 0 only has its input range searched, its weights kept, and its
+  // chosen multiplier is not recorded in act_range_scale. Accepts only strict improvements, so it
+  // never ends worse than its starting plan.
   bool loss_aware = false;
 };
 
