@@ -260,6 +260,21 @@ TEST(EndToEnd, IntegerEngineAgreesWithSimulationForEveryPresetAt8Bits) {
   }
 }
 
+TEST(LossAware, NeverEndsWithAWorseCalibrationLossThanItsStart) {
+  SCOPED_TRACE(kSeed);
+  const Model model = tiny_model(kSeed + 8);
+  const Tensor calibration =
+      normalized_images(random_images(128, kSeed + 9), {0.5f}, {0.25f}, 0, 128);
+  for (int bits : {2, 3, 4}) {
+    QuantOptions start = preset_options("loss_aware", bits, bits);
+    start.loss_aware = false;  // the search's starting point: the best preset's plan
+    const QuantPlan searched = plan_quantization(model, calibration, preset_options("loss_aware", bits, bits));
+    const double before = calibration_loss(model, calibration, plan_quantization(model, calibration, start));
+    const double after = calibration_loss(model, calibration, searched);
+    EXPECT_LE(after, before) << bits << " bits";
+  }
+}
+
 TEST(Presets, UnknownNameAndBadLayerBitsThrow) {
   EXPECT_THROW(preset_options("nope", 4, 4), Error);
   const Model model = tiny_model(1);

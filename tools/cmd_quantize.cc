@@ -68,7 +68,7 @@ Action add_quantize_command(CLI::App& app) {
   cmd->add_option("--weight-bits", f->weight_bits, "bits of weights")->check(CLI::Range(1, 8));
   cmd->add_option("--act-bits", f->act_bits, "bits of activations")->check(CLI::Range(1, 8));
   cmd->add_option("--method", f->method,
-                  "preset: minmax, percentile, mse, kl, mse_pc, gptq, best (flags below override it)")
+                  "preset: minmax, percentile, mse, kl, mse_pc, gptq, best, loss_aware (flags below override it)")
       ->capture_default_str();
   cmd->add_option("--calibration", f->act_calibration, "activation ranges: minmax, percentile, mse, kl, output_mse");
   cmd->add_option("--weight-calibration", f->weight_calibration, "weight ranges: minmax, mse or output_mse");

@@ -40,9 +40,19 @@ struct QuantOptions {
   Rounding rounding = Rounding::nearest;
   // Per Linear layer, in model order; empty: weight_bits / act_bits for every layer.
   std::vector<int> layer_weight_bits, layer_act_bits;
+  // Per Linear layer, multipliers of the calibrated clipping ranges (activation range, and each
+  // weight range); empty: 1 for every layer.
+  std::vector<float> act_range_scale, weight_range_scale;
+  // Loss-aware range search: starting from the scales above (or 1), coordinate descent over the
+  // layers that picks each layer's activation and weight multiplier from a grid by the network's
+  // KL divergence from the float model on the calibration images, the later layers re-planned
+  // (docs/quantization.md); layer 0 only has its input range searched, its weights kept, and its
+  // chosen multiplier is not recorded in act_range_scale. Accepts only strict improvements, so it
+  // never ends worse than its starting plan.
+  bool loss_aware = false;
 };
 
-// The preset names: minmax, percentile, mse, kl, mse_pc, gptq, best.
+// The preset names: minmax, percentile, mse, kl, mse_pc, gptq, best, loss_aware.
 std::vector<std::string> quantization_methods();
 // The options a preset stands for, at the given bit widths. Throws on an unknown name.
 QuantOptions preset_options(const std::string& method, int weight_bits, int act_bits);
@@ -76,5 +86,9 @@ std::vector<Tensor> collect_linear_inputs(const Model& model, const Tensor& cali
 // quantizes the weights as `options` say (its fields, not its method name, decide). Throws lowbit::Error on a model the quantizer cannot handle.
 QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images,
                             const QuantOptions& options);
+
+// Mean over the calibration images of KL(float model || plan's simulated model), summed in image
+// order in double: the loss the loss-aware search minimizes.
+double calibration_loss(const Model& model, const Tensor& calibration_images, const QuantPlan& plan);
 
 }  // namespace lowbit

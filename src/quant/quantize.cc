@@ -2,6 +2,8 @@
 #include "lowbit/quantize.h"
 
 #include <algorithm>
+#include <cmath>
+#include <span>
 
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
@@ -93,6 +95,18 @@ std::vector<QuantParams> weight_params(const Tensor& weight, int bits, const Qua
   return params;
 }
 
+// The parameters whose range is s times the one `p` covers (loss-aware search, weight_range_scale).
+QuantParams scaled_params(const QuantParams& p, float s, bool symmetric) {
+  if (s == 1.0f) return p;
+  const float hi = p.dequantize(p.qmax()), lo = p.dequantize(0);
+  if (symmetric) return p.bits == 1 ? p : symmetric_params({-hi * s, hi * s}, p.bits);
+  return minmax_params({lo * s, hi * s}, p.bits);
+}
+
+float scale_at(const std::vector<float>& scales, size_t layer) {
+  return scales.empty() ? 1.0f : scales[layer];
+}
+
 Tensor dequantized_weight(const QuantizedLinearPlan& q) {
   Tensor w({q.out_features, q.in_features});
   for (int64_t o = 0; o < q.out_features; ++o)
@@ -125,18 +139,19 @@ std::vector<float> mean_output_error(const Tensor& quantized, const Tensor& refe
 // Quantizes one Linear. `float_input` is what it sees in the float model, `quantized_input` what
 // it sees with the earlier layers already quantized; returns the layer's quantized output.
 Tensor quantize_linear(const Linear& linear, const Tensor& float_input, const Tensor& quantized_input,
-                       int weight_bits, int act_bits, const QuantOptions& o,
-                       QuantizedLinearPlan& q) {
+                       int weight_bits, int act_bits, float act_scale, float weight_scale,
+                       const QuantOptions& o, QuantizedLinearPlan& q) {
   q.in_features = linear.in_features();
   q.out_features = linear.out_features();
-  q.input = minmax_params(
+  const Range range =
       o.calibration == Calibration::output_mse
           ? output_mse_range(float_input, quantized_input, linear.weight(), act_bits)
-          : calibrate_range(float_input.values(), act_bits, o.calibration, o.percentile),
-      act_bits);
+          : calibrate_range(float_input.values(), act_bits, o.calibration, o.percentile);
+  q.input = minmax_params({range.min * act_scale, range.max * act_scale}, act_bits);
   Tensor x = quantized_input;
   for (float& v : x.values()) v = q.input.fake_quantize(v);
   q.weight = weight_params(linear.weight(), weight_bits, o, x);
+  for (QuantParams& p : q.weight) p = scaled_params(p, weight_scale, o.symmetric);
   q.weight_codes = o.rounding == Rounding::gptq ? round_with_gptq(linear.weight(), q.weight, x)
                                                 : round_to_nearest(linear.weight(), q.weight);
   q.bias.assign(linear.bias().data(), linear.bias().data() + q.out_features);
@@ -168,7 +183,7 @@ class SingleThreadedEigen {
 }  // namespace
 
 std::vector<std::string> quantization_methods() {
-  return {"minmax", "percentile", "mse", "kl", "mse_pc", "gptq", "best"};
+  return {"minmax", "percentile", "mse", "kl", "mse_pc", "gptq", "best", "loss_aware"};
 }
 
 QuantOptions preset_options(const std::string& method, int weight_bits, int act_bits) {
@@ -183,12 +198,14 @@ QuantOptions preset_options(const std::string& method, int weight_bits, int act_
     o.calibration = o.weight_calibration = Calibration::mse;
   } else if (method == "kl") {
     o.calibration = Calibration::kl;
-  } else if (method == "mse_pc" || method == "gptq" || method == "best") {
-    o.calibration = o.weight_calibration = Calibration::mse;
-    if (method == "best") o.calibration = o.weight_calibration = Calibration::output_mse;
+  } else if (method == "mse_pc" || method == "gptq" || method == "best" ||
+             method == "loss_aware") {
+    const bool best = method == "best" || method == "loss_aware";
+    o.calibration = o.weight_calibration = best ? Calibration::output_mse : Calibration::mse;
     o.per_channel = true;
     if (method != "mse_pc") o.rounding = Rounding::gptq;
-    o.bias_correction = method == "best";
+    o.bias_correction = best;
+    o.loss_aware = method == "loss_aware";
   } else {
     throw Error("unknown quantization method \"" + method + "\"");
   }
@@ -222,33 +239,186 @@ std::vector<Tensor> collect_linear_inputs(const Model& model, const Tensor& cali
   return inputs;
 }
 
-QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images,
-                            const QuantOptions& options) {
-  if (calibration_images.dim(0) < 1) throw Error("calibration needs at least one image");
-  check_options(options, count_linear_layers(model));
-  const SingleThreadedEigen single_threaded;
-  QuantPlan plan;
-  plan.options = options;
-  const std::vector<Tensor> float_inputs = collect_linear_inputs(model, calibration_images);
-  Tensor quantized = slice_rows(calibration_images, 0, calibration_images.dim(0));
+namespace {
+
+// Mean over rows of KL(softmax(reference) || softmax(logits)), rows summed in order in double.
+double mean_kl(const Tensor& reference_logits, const Tensor& logits) {
+  const int64_t rows = logits.dim(0), cols = logits.row_size();
+  auto log_softmax = [cols](const float* z, std::vector<double>& out) {
+    double m = z[0];
+    for (int64_t c = 1; c < cols; ++c) m = std::max(m, double{z[c]});
+    double sum = 0;
+    for (int64_t c = 0; c < cols; ++c) sum += std::exp(double{z[c]} - m);
+    const double log_sum = m + std::log(sum);
+    for (int64_t c = 0; c < cols; ++c) out[c] = z[c] - log_sum;
+  };
+  std::vector<double> p(cols), q(cols);
+  double total = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    log_softmax(reference_logits.data() + r * cols, p);
+    log_softmax(logits.data() + r * cols, q);
+    for (int64_t c = 0; c < cols; ++c) total += std::exp(p[c]) * (p[c] - q[c]);
+  }
+  return total / std::max<int64_t>(rows, 1);
+}
+
+// Plans Linear layers first.. in `plan` (resized to first; layers before first are kept).
+// quantized_inputs[j] is Linear j's input with the earlier layers quantized (before its own
+// activation quantizer); entries from first on are (re)computed. Returns the final logits.
+Tensor plan_from(const Model& model, const std::vector<Tensor>& float_inputs,
+                 const QuantOptions& options, size_t first, std::vector<Tensor>& quantized_inputs,
+                 QuantPlan& plan) {
+  plan.layers.resize(first);
+  quantized_inputs.resize(float_inputs.size());
+  Tensor quantized;
+  size_t j = 0;
   for (size_t i = 0; i < model.layer_count(); ++i) {
     const Layer& layer = model.layer(i);
+    const auto* linear = dynamic_cast<const Linear*>(&layer);
+    if (j < first) {
+      if (linear) ++j;
+      continue;
+    }
     if (layer.kind() == "relu") {
       for (float& v : quantized.values()) v = std::max(v, 0.0f);
       continue;
     }
-    const auto* linear = dynamic_cast<const Linear*>(&layer);
     if (!linear) continue;  // log_softmax: the engine's logits come before it
-    const size_t j = plan.layers.size();
+    if (j == first) quantized = quantized_inputs[j];
+    else quantized_inputs[j] = quantized;
     QuantizedLinearPlan q;
     q.layer = i;
     q.relu = i + 1 < model.layer_count() && model.layer(i + 1).kind() == "relu";
     quantized = quantize_linear(*linear, float_inputs[j], quantized,
                                 layer_bits(options.layer_weight_bits, options.weight_bits, j),
-                                layer_bits(options.layer_act_bits, options.act_bits, j), options, q);
+                                layer_bits(options.layer_act_bits, options.act_bits, j),
+                                scale_at(options.act_range_scale, j),
+                                scale_at(options.weight_range_scale, j), options, q);
     plan.layers.push_back(std::move(q));
+    ++j;
   }
-  return plan;
+  return quantized;
+}
+
+// Linear layer `q`'s input quantizer with its range times m, its weights kept as they are and its
+// bias corrected again; returns the layer's output on quantized_input (loss-aware search, layer 0).
+Tensor requantize_input(const Linear& linear, const Tensor& float_input, const Tensor& quantized_input,
+                        float m, const QuantOptions& o, QuantizedLinearPlan& q) {
+  const float lo = q.input.dequantize(0), hi = q.input.dequantize(q.input.qmax());
+  q.input = minmax_params({lo * m, hi * m}, q.input.bits);
+  Tensor x = quantized_input;
+  for (float& v : x.values()) v = q.input.fake_quantize(v);
+  q.bias.assign(linear.bias().data(), linear.bias().data() + q.out_features);
+  Tensor y = multiply_transposed(x, dequantized_weight(q));
+  if (o.bias_correction) {
+    const std::vector<float> error =
+        mean_output_error(y, multiply_transposed(float_input, linear.weight()));
+    for (int64_t c = 0; c < q.out_features; ++c) q.bias[c] -= error[c];
+  }
+  const int64_t out = q.out_features;
+  for (int64_t r = 0; r < y.dim(0); ++r)
+    for (int64_t c = 0; c < out; ++c) y[r * out + c] += q.bias[c];
+  if (q.relu)
+    for (float& v : y.values()) v = std::max(v, 0.0f);
+  return y;
+}
+
+// Multipliers tried for each layer's activation and weight ranges (loss-aware search).
+constexpr float kActGrid[] = {0.6f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f, 1.0f, 1.05f, 1.1f, 1.2f, 1.35f, 1.5f};
+constexpr float kWeightGrid[] = {0.8f, 0.9f, 0.95f, 1.0f, 1.05f, 1.1f, 1.2f};
+constexpr int kLossAwarePasses = 1;
+
+}  // namespace
+
+QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images,
+                            const QuantOptions& options) {
+  if (calibration_images.dim(0) < 1) throw Error("calibration needs at least one image");
+  const size_t linear_count = count_linear_layers(model);
+  check_options(options, linear_count);
+  for (const auto* scales : {&options.act_range_scale, &options.weight_range_scale})
+    if (!scales->empty() && scales->size() != linear_count)
+      throw Error("per-layer range scales name " + std::to_string(scales->size()) +
+                  " layers, the model has " + std::to_string(linear_count) + " Linear layers");
+  const SingleThreadedEigen single_threaded;
+  QuantPlan plan;
+  plan.options = options;
+  const std::vector<Tensor> float_inputs = collect_linear_inputs(model, calibration_images);
+  std::vector<Tensor> quantized_inputs(linear_count);
+  quantized_inputs[0] = slice_rows(calibration_images, 0, calibration_images.dim(0));
+  Tensor logits = plan_from(model, float_inputs, options, 0, quantized_inputs, plan);
+  if (!options.loss_aware) return plan;
+
+  Activations activations;
+  model.forward(calibration_images, activations);
+  // The float logits: the output of the last Linear (log_softmax, if any, comes after it).
+  const Tensor& reference = activations.outputs[plan.layers.back().layer];
+  QuantOptions& o = plan.options;
+  if (o.act_range_scale.empty()) o.act_range_scale.assign(linear_count, 1.0f);
+  if (o.weight_range_scale.empty()) o.weight_range_scale.assign(linear_count, 1.0f);
+  double best_loss = mean_kl(reference, logits);
+  QuantPlan best = plan;
+  for (int pass = 0; pass < kLossAwarePasses; ++pass) {
+    // The first layer is not re-planned: that (784 inputs: output_mse weight ranges and GPTQ on a
+    // 784 x 784 Hessian) costs most of the time of a plan. Its input range is searched with its
+    // weights kept (bias corrected again), the later layers re-planned.
+    if (linear_count > 1) {
+      const auto& linear = dynamic_cast<const Linear&>(model.layer(best.layers[0].layer));
+      Tensor best_input = quantized_inputs[1];
+      for (const float m : kActGrid) {
+        if (m == 1.0f) continue;
+        QuantPlan trial = best;
+        quantized_inputs[1] = requantize_input(linear, float_inputs[0], quantized_inputs[0], m, o,
+                                               trial.layers[0]);
+        const double loss =
+            mean_kl(reference, plan_from(model, float_inputs, o, 1, quantized_inputs, trial));
+        if (loss < best_loss) best_loss = loss, best = std::move(trial), best_input = quantized_inputs[1];
+      }
+      quantized_inputs[1] = std::move(best_input);
+    }
+    for (size_t j = std::min<size_t>(1, linear_count - 1); j < linear_count; ++j) {
+      for (const bool weights : {false, true}) {
+        std::vector<float>& scales = weights ? o.weight_range_scale : o.act_range_scale;
+        const float start = scales[j];
+        float chosen = start;
+        for (const float m : weights ? std::span<const float>(kWeightGrid) : std::span<const float>(kActGrid)) {
+          if (m == 1.0f) continue;  // the current point
+          scales[j] = start * m;
+          QuantPlan trial = best;
+          const double loss = mean_kl(reference, plan_from(model, float_inputs, o, j, quantized_inputs, trial));
+          if (loss < best_loss) best_loss = loss, chosen = scales[j], best = std::move(trial);
+        }
+        scales[j] = chosen;
+        best.options = o;
+      }
+      // Rejected trials left their own inputs for the later layers: recompute the best plan's.
+      plan_from(model, float_inputs, o, j, quantized_inputs, best);
+    }
+  }
+  best.options = o;
+  return best;
+}
+
+double calibration_loss(const Model& model, const Tensor& calibration_images, const QuantPlan& plan) {
+  const SingleThreadedEigen single_threaded;
+  Activations activations;
+  model.forward(calibration_images, activations);
+  Tensor x = slice_rows(calibration_images, 0, calibration_images.dim(0)), y;
+  size_t j = 0;
+  for (size_t i = 0; i < model.layer_count() && j < plan.layers.size(); ++i) {
+    const Layer& layer = model.layer(i);
+    if (layer.kind() == "relu") {
+      for (float& v : x.values()) v = std::max(v, 0.0f);
+      continue;
+    }
+    if (!dynamic_cast<const Linear*>(&layer)) continue;
+    const QuantizedLinearPlan& q = plan.layers[j++];
+    for (float& v : x.values()) v = q.input.fake_quantize(v);
+    y = multiply_transposed(x, dequantized_weight(q));
+    for (int64_t r = 0; r < y.dim(0); ++r)
+      for (int64_t c = 0; c < q.out_features; ++c) y[r * q.out_features + c] += q.bias[c];
+    x = std::move(y);
+  }
+  return mean_kl(activations.outputs[plan.layers.back().layer], x);
 }
 
 }  // namespace lowbit
