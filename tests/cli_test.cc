@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <png.h>
 
+#include "cli_fixtures.h"
 #include "data_fixtures.h"
 
 namespace lowbit {
@@ -18,35 +19,10 @@ using testing_data::fresh_dir;
 using testing_data::write_file;
 using testing_data::write_idx_dataset;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Runs the CLI with `args` in a sealed environment: only `dir`'s data, no cache, no system data.
-CliRun run_cli(const std::string& dir, const std::string& args) {
-  const std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
-  const std::string command = "env -u LOWBIT_DATA_DIR HOME=" + dir + "/home XDG_CACHE_HOME=" + dir +
-                              "/cache LOWBIT_SYSTEM_DATA_ROOT=" + dir + "/system " +
-                              LOWBIT_CLI_PATH + " " + args + " >" + out + " 2>" + err;
-  const int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
-}
-
-// Exit 1 or 2 (not a crash), exactly one line on stderr containing `words`.
-void expect_clean_failure(const CliRun& run, const std::string& words) {
-  EXPECT_TRUE(run.exit_code == 1 || run.exit_code == 2) << "exit " << run.exit_code << ": " << run.err;
-  ASSERT_FALSE(run.err.empty());
-  EXPECT_EQ(run.err.find('\n'), run.err.size() - 1) << "one line expected: " << run.err;
-  EXPECT_NE(run.err.find(words), std::string::npos) << run.err;
-}
+using testing_cli::CliRun;
+using testing_cli::expect_clean_failure;
+using testing_cli::run_cli;
+using testing_cli::slurp;
 
 void expect_no_files(const std::string& dir) {
   if (!fs::exists(dir)) return;

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_fixtures.h"
 #include "data_fixtures.h"
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
@@ -84,27 +85,9 @@ TEST(LayerReport, DequantizedWeightsUseEachChannelsParams) {
   EXPECT_FLOAT_EQ(widest.max, 6.0f);   // channel 1: 2 * (3 - 0)
 }
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// As cli_test.cc: only `dir`'s data, no cache, no system data.
-CliRun run_cli(const std::string& dir, const std::string& args) {
-  const std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
-  const std::string command = "env -u LOWBIT_DATA_DIR HOME=" + dir + "/home XDG_CACHE_HOME=" + dir +
-                              "/cache LOWBIT_SYSTEM_DATA_ROOT=" + dir + "/system " +
-                              LOWBIT_CLI_PATH + " " + args + " >" + out + " 2>" + err;
-  const int status = std::system(command.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
-}
+using testing_cli::CliRun;
+using testing_cli::run_cli;
+using testing_cli::slurp;
 
 TEST(LayersCli, WritesOneEntryPerLayerAndBitAndTheHistograms) {
   const std::string dir = testing_data::fresh_dir();
