@@ -136,6 +136,24 @@ std::vector<float> mean_output_error(const Tensor& quantized, const Tensor& refe
   return mean;
 }
 
+// y = x · dequantized(W)^T + bias for the layer's quantized input x. The plan's bias starts as
+// the float bias; with bias correction it first absorbs the mean output error against the float
+// layer on the same calibration rows.
+Tensor output_with_bias(const Linear& linear, const Tensor& float_input, const Tensor& x,
+                        const QuantOptions& o, QuantizedLinearPlan& q) {
+  q.bias.assign(linear.bias().data(), linear.bias().data() + q.out_features);
+  Tensor y = multiply_transposed(x, dequantized_weight(q));
+  if (o.bias_correction) {
+    const std::vector<float> error =
+        mean_output_error(y, multiply_transposed(float_input, linear.weight()));
+    for (int64_t c = 0; c < q.out_features; ++c) q.bias[c] -= error[c];
+  }
+  const int64_t out = q.out_features;
+  for (int64_t r = 0; r < y.dim(0); ++r)
+    for (int64_t c = 0; c < out; ++c) y[r * out + c] += q.bias[c];
+  return y;
+}
+
 // Quantizes one Linear. `float_input` is what it sees in the float model, `quantized_input` what
 // it sees with the earlier layers already quantized; returns the layer's quantized output.
 Tensor quantize_linear(const Linear& linear, const Tensor& float_input, const Tensor& quantized_input,
@@ -154,16 +172,7 @@ Tensor quantize_linear(const Linear& linear, const Tensor& float_input, const Te
   for (QuantParams& p : q.weight) p = scaled_params(p, weight_scale, o.symmetric);
   q.weight_codes = o.rounding == Rounding::gptq ? round_with_gptq(linear.weight(), q.weight, x)
                                                 : round_to_nearest(linear.weight(), q.weight);
-  q.bias.assign(linear.bias().data(), linear.bias().data() + q.out_features);
-  Tensor y = multiply_transposed(x, dequantized_weight(q));
-  if (o.bias_correction) {
-    const std::vector<float> error =
-        mean_output_error(y, multiply_transposed(float_input, linear.weight()));
-    for (int64_t c = 0; c < q.out_features; ++c) q.bias[c] -= error[c];
-  }
-  const int64_t out = q.out_features;
-  for (int64_t r = 0; r < y.dim(0); ++r)
-    for (int64_t c = 0; c < out; ++c) y[r * out + c] += q.bias[c];
+  Tensor y = output_with_bias(linear, float_input, x, o, q);
   return y;
 }
 
@@ -308,16 +317,7 @@ Tensor requantize_input(const Linear& linear, const Tensor& float_input, const T
   q.input = minmax_params({lo * m, hi * m}, q.input.bits);
   Tensor x = quantized_input;
   for (float& v : x.values()) v = q.input.fake_quantize(v);
-  q.bias.assign(linear.bias().data(), linear.bias().data() + q.out_features);
-  Tensor y = multiply_transposed(x, dequantized_weight(q));
-  if (o.bias_correction) {
-    const std::vector<float> error =
-        mean_output_error(y, multiply_transposed(float_input, linear.weight()));
-    for (int64_t c = 0; c < q.out_features; ++c) q.bias[c] -= error[c];
-  }
-  const int64_t out = q.out_features;
-  for (int64_t r = 0; r < y.dim(0); ++r)
-    for (int64_t c = 0; c < out; ++c) y[r * out + c] += q.bias[c];
+  Tensor y = output_with_bias(linear, float_input, x, o, q);
   if (q.relu)
     for (float& v : y.values()) v = std::max(v, 0.0f);
   return y;
