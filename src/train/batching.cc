@@ -2,6 +2,7 @@
 #include "train/batching.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 namespace lowbit {
@@ -16,6 +17,21 @@ uint64_t uniform_index(std::mt19937_64& rng, uint64_t n) {
 void shuffle(std::vector<int64_t>& order, std::mt19937_64& rng) {
   for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
     std::swap(order[i], order[uniform_index(rng, static_cast<uint64_t>(i) + 1)]);
+}
+
+void gather(const Tensor& images, std::span<const uint8_t> labels, const std::vector<int64_t>& order,
+            int64_t begin, int64_t count, Tensor& batch, std::vector<uint8_t>& batch_labels) {
+  const int64_t features = images.row_size();
+  Shape shape = images.shape();
+  shape[0] = count;
+  batch.resize(shape);
+  batch_labels.resize(count);
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t row = order[begin + i];
+    std::memcpy(batch.data() + i * features, images.data() + row * features,
+                sizeof(float) * features);
+    batch_labels[i] = labels[row];
+  }
 }
 
 double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float scale,

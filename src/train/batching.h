@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "lowbit/tensor.h"
@@ -21,6 +22,11 @@ uint64_t uniform_index(std::mt19937_64& rng, uint64_t n);
 
 // Fisher-Yates shuffle of `order` with uniform_index.
 void shuffle(std::vector<int64_t>& order, std::mt19937_64& rng);
+
+// Copies images and labels of rows order[begin .. begin+count) into batch [count, ...] and
+// batch_labels [count].
+void gather(const Tensor& images, std::span<const uint8_t> labels, const std::vector<int64_t>& order,
+            int64_t begin, int64_t count, Tensor& batch, std::vector<uint8_t>& batch_labels);
 
 // NLL over log-probabilities [n, classes]; returns the summed loss. When d_logp is given it gets
 // -scale at each label (dLoss/dlogp of a mean over 1/scale samples). Counts correct argmaxes

@@ -361,7 +361,7 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
     throw Error("QAT images and labels do not match the model");
   if (options.act_bits < 1 || options.act_bits > 8) throw Error("activation bits must be in 1..8");
   if (options.epochs < 0 || options.batch_size <= 0) throw Error("bad epochs or batch size");
-  const int64_t count = images.dim(0), features = images.row_size();
+  const int64_t count = images.dim(0);
 
   QatResult result{float_model.clone(), {}, {}};
   Model& latent = result.model;
@@ -429,13 +429,8 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
         Shard& s = shards[si];
         const int64_t first = begin + si * kShardRows;
         const int64_t n = std::min(kShardRows, begin + rows - first);
-        s.x.resize({n, features});
-        std::vector<uint8_t> shard_labels(n);
-        for (int64_t i = 0; i < n; ++i) {
-          std::memcpy(s.x.data() + i * features, images.data() + order[first + i] * features,
-                      sizeof(float) * features);
-          shard_labels[i] = labels[order[first + i]];
-        }
+        std::vector<uint8_t> shard_labels;
+        gather(images, labels, order, first, n, s.x, shard_labels);
         const Tensor& log_probs = forward_shard(working, at_layer, s);
         s.correct = 0;
         s.loss = nll(log_probs, shard_labels.data(), &s.d_output, scale, &s.correct);

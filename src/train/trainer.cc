@@ -20,18 +20,6 @@ namespace {
 // Evaluation chunk, fixed for the same reason.
 constexpr int64_t kEvalRows = 256;
 
-// Copies rows `order[begin .. begin+count)` of images into batch [count, features].
-void gather(const Tensor& images, const std::vector<int64_t>& order, int64_t begin, int64_t count,
-            Tensor& batch) {
-  const int64_t features = images.row_size();
-  Shape shape = images.shape();
-  shape[0] = count;
-  batch.resize(shape);
-  for (int64_t i = 0; i < count; ++i)
-    std::memcpy(batch.data() + i * features, images.data() + order[begin + i] * features,
-                sizeof(float) * features);
-}
-
 void check_inputs(const Model& model, const Tensor& images, std::span<const uint8_t> labels) {
   if (images.rank() < 2 || images.dim(0) != static_cast<int64_t>(labels.size()))
     throw Error("images " + shape_string(images.shape()) + " and " +
@@ -96,10 +84,9 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
         Shard& shard = shards[s];
         const int64_t first = begin + s * kShardRows;
         const int64_t n = std::min(kShardRows, begin + rows - first);
-        gather(images, order, first, n, shard.x);
+        std::vector<uint8_t> shard_labels;
+        gather(images, labels, order, first, n, shard.x, shard_labels);
         const Tensor& log_probs = model.forward(shard.x, shard.activations);
-        std::vector<uint8_t> shard_labels(n);
-        for (int64_t i = 0; i < n; ++i) shard_labels[i] = labels[order[first + i]];
         shard.correct = 0;
         shard.loss = nll(log_probs, shard_labels.data(), &shard.d_output, scale, &shard.correct);
         for (Tensor& g : shard.gradients) g.fill(0.0f);
