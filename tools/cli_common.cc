@@ -29,6 +29,23 @@ Dataset load_data(const DataFlags& flags) {
   return data;
 }
 
+Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata) {
+  DataFlags chosen = flags;
+  if (chosen.dataset.empty()) chosen.dataset = model_metadata.value("dataset", "mnist");
+  return load_data(chosen);
+}
+
+void add_bit_flags(CLI::App& app, BitFlags& flags) {
+  app.add_option("--bits", flags.bits, "bits of weights and activations")->check(CLI::Range(1, 8));
+  app.add_option("--weight-bits", flags.weight_bits, "bits of weights")->check(CLI::Range(1, 8));
+  app.add_option("--act-bits", flags.act_bits, "bits of activations")->check(CLI::Range(1, 8));
+}
+
+void add_calibration_flag(CLI::App& app, int64_t& count) {
+  app.add_option("--calib-count", count, "training images used to calibrate ranges")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+}
+
 void add_threads_flag(CLI::App& app, int& threads) {
   app.add_option("--threads", threads, "worker threads (default: all cores)")
       ->check(CLI::Range(0, 1024));

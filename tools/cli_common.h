@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "lowbit/dataset.h"
 
 namespace lowbit::cli {
@@ -18,6 +20,20 @@ void add_data_flags(CLI::App& app, DataFlags& flags, bool dataset_required = fal
 
 // Loads the dataset and says on stderr which data was used.
 Dataset load_data(const DataFlags& flags);
+
+// Loads the dataset named by --dataset, or, when none is given, the one the model was trained on.
+Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata);
+
+// "--bits B" or "--weight-bits W --act-bits A" (each 1..8); 0 where not given.
+struct BitFlags {
+  int bits = 0, weight_bits = 0, act_bits = 0;
+  int weight() const { return weight_bits ? weight_bits : bits; }
+  int act() const { return act_bits ? act_bits : bits; }
+};
+void add_bit_flags(CLI::App& app, BitFlags& flags);
+
+// "--calib-count N": how many training images calibrate the ranges.
+void add_calibration_flag(CLI::App& app, int64_t& count);
 
 // "--threads N": OpenMP threads; 0 keeps the default (all cores).
 void add_threads_flag(CLI::App& app, int& threads);

@@ -128,8 +128,7 @@ Action add_layers_command(CLI::App& app) {
   cmd->add_option("--bits", f->bits, "bit widths, e.g. 1-8 or 2,4,8")->capture_default_str();
   cmd->add_option("--hist-bits", f->hist_bits, "bit width whose ranges the histograms mark")
       ->capture_default_str()->check(CLI::Range(1, 8));
-  cmd->add_option("--calib-count", f->calibration, "training images used to calibrate")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  add_calibration_flag(*cmd, f->calibration);
   cmd->add_flag("--json", f->json, "print layers.json on stdout instead of the table");
   cmd->add_option("--out-dir", f->out_dir, "where layers.json and the histograms go")->required();
   return [f] {
@@ -142,9 +141,7 @@ Action add_layers_command(CLI::App& app) {
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     const Model model = load_model(f->model);
-    DataFlags data_flags = f->data;
-    if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
-    const Dataset data = load_data(data_flags);
+    const Dataset data = load_data_for(f->data, model.metadata);
     if (model.input_size() != data.train.image_size())
       throw Error("--model " + f->model + ": expects " + std::to_string(model.input_size()) +
                   " pixels per image, " + data.name + " has " +

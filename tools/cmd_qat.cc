@@ -21,7 +21,8 @@ Action add_qat_command(CLI::App& app) {
     DataFlags data;
     QatOptions qat;
     std::string model, out;
-    int bits = 0, weight_bits = 0, act_bits = 0, threads = 0;
+    BitFlags bits;
+    int threads = 0;
   };
   auto f = std::make_shared<Flags>();
   f->data.dataset.clear();
@@ -29,9 +30,7 @@ Action add_qat_command(CLI::App& app) {
   add_threads_flag(*cmd, f->threads);
   cmd->add_option("--model", f->model, "float model file")->required();
   cmd->add_option("--out", f->out, "quantized model file to write")->required();
-  cmd->add_option("--bits", f->bits, "bits of weights and activations")->check(CLI::Range(1, 8));
-  cmd->add_option("--weight-bits", f->weight_bits, "bits of weights")->check(CLI::Range(1, 8));
-  cmd->add_option("--act-bits", f->act_bits, "bits of activations")->check(CLI::Range(1, 8));
+  add_bit_flags(*cmd, f->bits);
   cmd->add_flag("--ternary", f->qat.ternary, "weights {-s, 0, s} in 2-bit codes");
   cmd->add_option("--epochs", f->qat.epochs, "QAT epochs")->capture_default_str()
       ->check(CLI::Range(0, 1000));
@@ -46,16 +45,14 @@ Action add_qat_command(CLI::App& app) {
   return [f] {
     apply_threads(f->threads);
     QatOptions options = f->qat;
-    options.weight_bits = f->weight_bits ? f->weight_bits : f->bits;
-    options.act_bits = f->act_bits ? f->act_bits : f->bits;
+    options.weight_bits = f->bits.weight();
+    options.act_bits = f->bits.act();
     if (options.ternary && !options.weight_bits) options.weight_bits = 2;
     if (!options.weight_bits || !options.act_bits)
       throw Error("--bits (or both --weight-bits and --act-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_model(f->model);
-    DataFlags data_flags = f->data;
-    if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
-    const Dataset data = load_data(data_flags);
+    const Dataset data = load_data_for(f->data, model.metadata);
     const Tensor train_images = normalize_all(data, data.train);
     const auto start = std::chrono::steady_clock::now();
     const QatResult result =

@@ -53,7 +53,8 @@ Action add_quantize_command(CLI::App& app) {
   struct Flags {
     DataFlags data;
     std::string model, out, method = "minmax", act_calibration, weight_calibration, rounding, layer_bits;
-    int bits = 0, weight_bits = 0, act_bits = 0, threads = 0;
+    BitFlags bits;
+    int threads = 0;
     double percentile = 0;
     bool per_channel = false, symmetric = false, bias_correction = false;
     int64_t calibration = 1024;
@@ -64,9 +65,7 @@ Action add_quantize_command(CLI::App& app) {
   add_threads_flag(*cmd, f->threads);
   cmd->add_option("--model", f->model, "float model file")->required();
   cmd->add_option("--out", f->out, "quantized model file to write")->required();
-  cmd->add_option("--bits", f->bits, "bits of weights and activations")->check(CLI::Range(1, 8));
-  cmd->add_option("--weight-bits", f->weight_bits, "bits of weights")->check(CLI::Range(1, 8));
-  cmd->add_option("--act-bits", f->act_bits, "bits of activations")->check(CLI::Range(1, 8));
+  add_bit_flags(*cmd, f->bits);
   cmd->add_option("--method", f->method,
                   "preset: minmax, percentile, mse, kl, mse_pc, gptq, best, loss_aware (flags below override it)")
       ->capture_default_str();
@@ -80,12 +79,11 @@ Action add_quantize_command(CLI::App& app) {
                 "into its bias");
   cmd->add_option("--rounding", f->rounding, "weight rounding: nearest or gptq");
   cmd->add_option("--layer-bits", f->layer_bits, "weight:act bits per Linear layer, e.g. 8:8,4:4,8:8");
-  cmd->add_option("--calib-count", f->calibration, "training images used to calibrate")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  add_calibration_flag(*cmd, f->calibration);
   return [f] {
     apply_threads(f->threads);
-    const int weight_bits = f->weight_bits ? f->weight_bits : f->bits;
-    const int act_bits = f->act_bits ? f->act_bits : f->bits;
+    const int weight_bits = f->bits.weight();
+    const int act_bits = f->bits.act();
     QuantOptions options = preset_options(f->method, weight_bits ? weight_bits : 8,
                                           act_bits ? act_bits : 8);
     apply_quantize_flags(*f, options);
@@ -93,9 +91,7 @@ Action add_quantize_command(CLI::App& app) {
       throw Error("--bits (or both --weight-bits and --act-bits, or --layer-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_model(f->model);
-    DataFlags data_flags = f->data;
-    if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
-    const Dataset data = load_data(data_flags);
+    const Dataset data = load_data_for(f->data, model.metadata);
     const int64_t count = std::min<int64_t>(f->calibration, data.train.count);
     const Tensor calibration = normalized_images(data.train, data.mean, data.std, 0, count);
     const QuantPlan plan = plan_quantization(model, calibration, options);

@@ -109,8 +109,7 @@ Action add_sensitivity_command(CLI::App& app) {
   cmd->add_option("--budget", f->budget,
                   "also search per-layer bits (greedy) and pick the best under this many bytes "
                   "of packed weights");
-  cmd->add_option("--calib-count", f->calibration, "training images used to calibrate")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  add_calibration_flag(*cmd, f->calibration);
   cmd->add_option("--out-dir", f->out_dir,
                   "with --budget: write pareto.json, pareto.png and pareto.svg here");
   return [f] {
@@ -121,9 +120,7 @@ Action add_sensitivity_command(CLI::App& app) {
       ensure_writable_dir(f->out_dir, "--out-dir");
     }
     const Model model = load_model(f->model);
-    DataFlags data_flags = f->data;
-    if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
-    const Dataset data = load_data(data_flags);
+    const Dataset data = load_data_for(f->data, model.metadata);
     const Tensor calibration = normalized_images(
         data.train, data.mean, data.std, 0, std::min<int64_t>(f->calibration, data.train.count));
     const Tensor test_images = normalize_all(data, data.test);

@@ -51,8 +51,7 @@ Action add_sweep_command(CLI::App& app) {
   cmd->add_option("--methods", f->methods, "comma-separated quantization methods")
       ->capture_default_str();
   cmd->add_option("--model", f->model, "float model to quantize (default: train one)");
-  cmd->add_option("--calib-count", f->calibration, "training images used to calibrate ranges")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  add_calibration_flag(*cmd, f->calibration);
   cmd->add_option("--out-dir", f->out_dir, "where sweep.json and the plots go")->required();
   cmd->add_flag("--json", f->json, "print sweep.json on stdout instead of the table");
   return [f] {

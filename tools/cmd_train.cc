@@ -56,17 +56,14 @@ Action add_eval_command(CLI::App& app) {
     const std::string kind = model_file_kind(f->model);
     Evaluation result;
     std::string engine;
-    DataFlags data_flags = f->data;
     if (kind == "float") {
       const Model model = load_model(f->model);
-      if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
-      const Dataset data = load_data(data_flags);
+      const Dataset data = load_data_for(f->data, model.metadata);
       result = evaluate(model, normalize_all(data, data.test), data.test.labels);
       engine = "float32";
     } else {
       const QuantizedModel model = QuantizedModel::load(f->model);
-      if (data_flags.dataset.empty()) data_flags.dataset = model.metadata.value("dataset", "mnist");
-      const Dataset data = load_data(data_flags);
+      const Dataset data = load_data_for(f->data, model.metadata);
       result = model.evaluate(data.test);
       engine = "integer engine (" + std::string(model.kernel_name()) + "), " +
                std::to_string(model.weight_bits()) + "-bit weights, " +
