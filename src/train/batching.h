@@ -1,6 +1,7 @@
 // What every training loop shares: the seeded shuffle, fixed shards of a batch, and the NLL loss.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <span>
@@ -15,6 +16,32 @@ namespace lowbit {
 inline constexpr int64_t kShardRows = 32;
 
 inline int64_t shard_count(int64_t rows) { return (rows + kShardRows - 1) / kShardRows; }
+
+// Runs work(shard, first_row, rows_in_shard) for each fixed shard of the batch rows
+// [begin, begin + rows), in parallel. Shards are the same whatever the thread count.
+template <typename Work>
+void for_each_shard(int64_t begin, int64_t rows, Work&& work) {
+  const int64_t shards = shard_count(rows);
+#pragma omp parallel for schedule(static)
+  for (int64_t shard = 0; shard < shards; ++shard) {
+    const int64_t first = begin + shard * kShardRows;
+    work(shard, first, std::min(kShardRows, begin + rows - first));
+  }
+}
+
+// total[p] = sum over the first `used` shards of shards[s].gradients[p], added in shard order so
+// that the sum does not depend on which thread computed which shard.
+template <typename Shard>
+void sum_shard_gradients(const std::vector<Shard>& shards, int64_t used, std::vector<Tensor>& total) {
+  for (size_t p = 0; p < total.size(); ++p) {
+    float* dst = total[p].data();
+    std::copy_n(shards[0].gradients[p].data(), total[p].size(), dst);
+    for (int64_t s = 1; s < used; ++s) {
+      const float* src = shards[s].gradients[p].data();
+      for (int64_t j = 0; j < total[p].size(); ++j) dst[j] += src[j];
+    }
+  }
+}
 
 // A uniform integer in [0, n) by rejection, identical on every standard library
 // (std::uniform_int_distribution is not).

@@ -424,11 +424,8 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
       const int64_t rows = std::min(options.batch_size, count - begin);
       const int64_t used = shard_count(rows);
       const float scale = 1.0f / static_cast<float>(rows);
-#pragma omp parallel for schedule(static)
-      for (int64_t si = 0; si < used; ++si) {
+      for_each_shard(begin, rows, [&](int64_t si, int64_t first, int64_t n) {
         Shard& s = shards[si];
-        const int64_t first = begin + si * kShardRows;
-        const int64_t n = std::min(kShardRows, begin + rows - first);
         std::vector<uint8_t> shard_labels;
         gather(images, labels, order, first, n, s.x, shard_labels);
         const Tensor& log_probs = forward_shard(working, at_layer, s);
@@ -437,16 +434,8 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
         for (Tensor& g : s.gradients) g.fill(0.0f);
         std::fill(s.input_step_gradients.begin(), s.input_step_gradients.end(), 0.0f);
         backward_shard(working, at_layer, first_parameter, linear_index, s);
-      }
-      // Shard order, whatever the thread count.
-      for (size_t p = 0; p < total.size(); ++p) {
-        float* dst = total[p].data();
-        std::memcpy(dst, shards[0].gradients[p].data(), sizeof(float) * total[p].size());
-        for (int64_t si = 1; si < used; ++si) {
-          const float* src = shards[si].gradients[p].data();
-          for (int64_t j = 0; j < total[p].size(); ++j) dst[j] += src[j];
-        }
-      }
+      });
+      sum_shard_gradients(shards, used, total);
       for (size_t j = 0; j < linears.size(); ++j) {
         QatLinear& q = linears[j];
         float input_gradient = 0;

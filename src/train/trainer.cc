@@ -79,11 +79,8 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
       const int64_t rows = std::min(options.batch_size, count - begin);
       const int64_t used = shard_count(rows);
       const float scale = 1.0f / static_cast<float>(rows);
-#pragma omp parallel for schedule(static)
-      for (int64_t s = 0; s < used; ++s) {
+      for_each_shard(begin, rows, [&](int64_t s, int64_t first, int64_t n) {
         Shard& shard = shards[s];
-        const int64_t first = begin + s * kShardRows;
-        const int64_t n = std::min(kShardRows, begin + rows - first);
         std::vector<uint8_t> shard_labels;
         gather(images, labels, order, first, n, shard.x, shard_labels);
         const Tensor& log_probs = model.forward(shard.x, shard.activations);
@@ -91,16 +88,8 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
         shard.loss = nll(log_probs, shard_labels.data(), &shard.d_output, scale, &shard.correct);
         for (Tensor& g : shard.gradients) g.fill(0.0f);
         model.backward(shard.x, shard.activations, shard.d_output, shard.gradients, shard.scratch);
-      }
-      // Sum shard gradients in shard order: the result does not depend on the thread count.
-      for (size_t p = 0; p < total.size(); ++p) {
-        float* dst = total[p].data();
-        std::memcpy(dst, shards[0].gradients[p].data(), sizeof(float) * total[p].size());
-        for (int64_t s = 1; s < used; ++s) {
-          const float* src = shards[s].gradients[p].data();
-          for (int64_t j = 0; j < total[p].size(); ++j) dst[j] += src[j];
-        }
-      }
+      });
+      sum_shard_gradients(shards, used, total);
       adam.step(total);
       for (int64_t s = 0; s < used; ++s) {
         epoch_loss += shards[s].loss;
