@@ -1,9 +1,8 @@
 // Pixel kernels (pixel_linear.h): map-then-qlinear over any qlinear kernel, the sparse AVX2 kernel's
-// weight layout and row loop, and the choice between them. No ISA flags here.
+// weight layout and row loop (dispatch.cc chooses among them). No ISA flags here.
 #include "kernels/pixel_linear.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 
 #include "kernels/call_constants.h"
@@ -218,24 +217,6 @@ class SparseKernel final : public PixelLinearKernel {
   }
 };
 
-const PixelLinearKernel& choose_pixel_kernel() {
-  const char* forced = std::getenv("LOWBIT_PIXEL_KERNEL");
-  if (forced && *forced) {
-    const std::string wanted = forced;
-    for (const PixelLinearKernel* kernel : all_pixel_linear_kernels()) {
-      const std::string name = kernel->name();
-      if (name != wanted && name != "pixel_linear_" + wanted) continue;
-      if (!kernel->available()) throw Error("LOWBIT_PIXEL_KERNEL=" + wanted + ": this CPU cannot run " + name);
-      return *kernel;
-    }
-    throw Error("LOWBIT_PIXEL_KERNEL=" + wanted + " is not one of ref, avx2, avx512vnni, sparse_avx2");
-  }
-  // The sparse kernel needs only AVX2, which every CPU with a non-reference qlinear kernel has.
-  const auto& kernels = all_pixel_linear_kernels();
-  if (&best_qlinear_kernel() == &qlinear_u8_ref() || !kernels.back()->available()) return *kernels.front();
-  return *kernels.back();
-}
-
 }  // namespace
 
 const std::vector<const PixelLinearKernel*>& all_pixel_linear_kernels() {
@@ -245,11 +226,6 @@ const std::vector<const PixelLinearKernel*>& all_pixel_linear_kernels() {
   static const SparseKernel sparse;
   static const std::vector<const PixelLinearKernel*> kernels = {&ref, &avx2, &vnni, &sparse};
   return kernels;
-}
-
-const PixelLinearKernel& best_pixel_linear_kernel() {
-  static const PixelLinearKernel& chosen = choose_pixel_kernel();
-  return chosen;
 }
 
 }  // namespace lowbit::kernels
