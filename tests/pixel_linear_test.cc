@@ -29,6 +29,8 @@ struct Problem {
   int wbits = 8, abits = 8;
   double zero_fraction = 0.8;  // share of pixels that are 0 (background)
   bool background_code_zero = false;
+  bool increasing_table = false;
+  bool extreme = false;  // every pixel 255 and every weight code 0: each int16 sum at its bound  // code = round(p * (2^a - 1) / 255), as min/max quantization gives
   bool out_i32 = false;
   int32_t acc_shift = 0;
   int64_t pad = 0;  // extra stride on x and y
@@ -40,7 +42,8 @@ std::string describe(const Problem& p) {
          " per_channel=" + std::to_string(p.per_channel) + " N=" + std::to_string(p.N) +
          " wbits=" + std::to_string(p.wbits) + " abits=" + std::to_string(p.abits) +
          " zero_fraction=" + std::to_string(p.zero_fraction) + (p.out_i32 ? " i32" : " u8") +
-         " acc_shift=" + std::to_string(p.acc_shift) + " pad=" + std::to_string(p.pad);
+         " acc_shift=" + std::to_string(p.acc_shift) + " pad=" + std::to_string(p.pad) +
+         (p.increasing_table ? " increasing-table" : "") + (p.background_code_zero ? " bg=0" : "");
 }
 
 // The specification, spelled out here rather than taken from pixel_linear_ref: map, then the
@@ -72,10 +75,17 @@ void expect_matches_reference(const PixelLinearKernel& kernel, const Problem& p,
     for (int v = 0; v < 256; ++v) table.codes.push_back(static_cast<uint8_t>(uniform(0, amax)));
   if (p.background_code_zero)
     for (int64_t c = 0; c < p.channels; ++c) table.codes[c * 256] = 0;
+  if (p.increasing_table)
+    for (int64_t c = 0; c < p.channels; ++c)
+      for (int v = 0; v < 256; ++v) table.codes[c * 256 + v] = static_cast<uint8_t>(std::lround(v * amax / 255.0));
   std::vector<uint8_t> pixels(p.batch * x_stride), w(p.N * K);
   std::bernoulli_distribution background(p.zero_fraction);
   for (auto& v : pixels) v = background(rng) ? 0 : static_cast<uint8_t>(uniform(1, 255));
   for (auto& v : w) v = static_cast<uint8_t>(uniform(0, wmax));
+  if (p.extreme) {
+    std::fill(pixels.begin(), pixels.end(), uint8_t{255});
+    std::fill(w.begin(), w.end(), uint8_t{0});
+  }
   std::vector<int32_t> bias(p.N), w_zp(p.N), mult(p.N), shift(p.N);
   const double spread = std::max(1.0, std::sqrt(static_cast<double>(K)) * (amax + 1) * (wmax + 1) / 4.0) *
                         std::exp2(p.acc_shift);
@@ -137,6 +147,7 @@ TEST_P(PixelLinearKernelTest, EveryBitWidthPairOnMnistShape) {
       p.out_i32 = (wbits + abits) % 2 == 0;
       p.acc_shift = (wbits * abits) % 17;
       p.background_code_zero = wbits % 2 == 0;
+      p.increasing_table = wbits % 3 == 0;  // all deltas >= 0: the vpmaddubsw path below 8 bits
       ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
     }
 }
@@ -159,6 +170,8 @@ TEST_P(PixelLinearKernelTest, AwkwardShapesChannelsAndDensities) {
       p.out_i32 = i % 3 == 0;
       p.acc_shift = (i % 4) * 5;
       p.pad = i % 5;
+      p.increasing_table = i % 2 == 1;
+      p.background_code_zero = i % 4 == 2;
       ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
       ++i;
     }
@@ -174,6 +187,19 @@ TEST_P(PixelLinearKernelTest, SaturatedPixelsAndLargeInputs) {
     p.out_i32 = true;
     ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
   }
+}
+
+TEST_P(PixelLinearKernelTest, Int16SumsAtTheirBound) {
+  // Full-ink rows and weights at -2^(b-1): on the vpmaddubsw path every int16 chunk sum reaches
+  // its proven bound (docs/kernels.md); int32 outputs show any wrap.
+  SCOPED_TRACE(seed_trace());
+  for (int wbits = 1; wbits <= 8; ++wbits)
+    for (int abits = 1; abits <= 8; ++abits) {
+      Problem p;
+      p.batch = 2, p.per_channel = 784, p.N = 20, p.wbits = wbits, p.abits = abits;
+      p.increasing_table = true, p.extreme = true, p.out_i32 = true;
+      ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+    }
 }
 
 TEST_P(PixelLinearKernelTest, LargeBatchUsesThreads) {

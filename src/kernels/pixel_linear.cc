@@ -117,7 +117,9 @@ struct SparseWeights final : PreparedWeights {
   int64_t np = 0;       // N rounded up to kTileCols
   int64_t pairs = 0;    // ceil(K / 2)
   int32_t centre = 0;   // wc = w - centre
-  std::vector<int16_t> w;               // qlinear_ukernel.h, PixelRowsArgs
+  std::vector<int16_t> w;               // qlinear_ukernel.h, PixelRowsArgs (vpmaddwd path)
+  std::vector<int8_t> w8;               // the same as int8, for the vpmaddubsw path, or empty
+  int64_t byte_chunk = 0;               // pairs summed in int16 on the vpmaddubsw path
   std::vector<int16_t> delta_table;     // [channels][256]: table[c][p] - table[c][0]
   std::vector<int32_t> wc_sum;          // [N]
   std::vector<int32_t> background_dot;  // [np], dot(wc[n], bg) mod 2^32
@@ -153,19 +155,35 @@ class SparseKernel final : public PixelLinearKernel {
     for (int64_t c = 0; c < table.channels(); ++c)
       for (int p = 0; p < 256; ++p)
         w->delta_table.push_back(static_cast<int16_t>(table.codes[c * 256 + p] - table.codes[c * 256]));
-    w->w.assign(static_cast<size_t>(w->np * w->pairs * 2), 0);
+    // vpmaddubsw takes unsigned deltas: every code at least its channel's background code (true for
+    // the increasing tables min/max quantization of pixels gives). Each int16 lane gains at most
+    // 2 * (2^a - 1) * 2^(b-1) per pair (|wc| <= 2^(b-1)), so byte_chunk pairs stay exact in int16;
+    // at 8-bit activations not even one pair is (2 * 255 * 128 > 32767).
+    bool unsigned_deltas = true;
+    for (int16_t d : w->delta_table) unsigned_deltas = unsigned_deltas && d >= 0;
+    const int64_t lane_bound = 2 * ((int64_t{1} << act_bits) - 1) * w->centre;
+    const bool bytes = unsigned_deltas && lane_bound <= 32767;
+    w->byte_chunk = bytes ? 32767 / lane_bound : 0;
+    if (bytes)
+      w->w8.assign(static_cast<size_t>(w->np * w->pairs * 2), 0);
+    else
+      w->w.assign(static_cast<size_t>(w->np * w->pairs * 2), 0);
     w->wc_sum.assign(static_cast<size_t>(N), 0);
     w->background_dot.assign(static_cast<size_t>(w->np), 0);
     for (int64_t n = 0; n < N; ++n) {
       const int64_t block = n / kSparseBlock, lane = n % kSparseBlock;
       const int64_t width = std::min(kSparseBlock, w->np - block * kSparseBlock);
-      int16_t* block_w = w->w.data() + block * kSparseBlock * w->pairs * 2;
+      const int64_t block_start = block * kSparseBlock * w->pairs * 2;
       uint32_t background_dot = 0;
       for (int64_t k = 0; k < K; ++k) {
         const int32_t wc = codes[n * K + k] - w->centre;
         w->wc_sum[n] += wc;
         background_dot += static_cast<uint32_t>(wc) * static_cast<uint32_t>(background[k]);
-        block_w[((k / 2) * width + lane) * 2 + k % 2] = static_cast<int16_t>(wc);
+        const int64_t at = block_start + ((k / 2) * width + lane) * 2 + k % 2;
+        if (bytes)
+          w->w8[at] = static_cast<int8_t>(wc);
+        else
+          w->w[at] = static_cast<int16_t>(wc);
       }
       w->background_dot[n] = static_cast<int32_t>(background_dot);
     }
@@ -194,6 +212,8 @@ class SparseKernel final : public PixelLinearKernel {
       r.one_channel = w.table.channels() == 1;
       r.delta_table = w.delta_table.data();
       r.w = w.w.data();
+      r.w8 = w.w8.empty() ? nullptr : w.w8.data();
+      r.byte_chunk = w.byte_chunk;
       r.pairs = w.pairs;
       r.background_dot = w.background_dot.data();
       r.background_sum = w.background_sum;

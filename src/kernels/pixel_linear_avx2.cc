@@ -1,5 +1,5 @@
 // The sparse first layer on AVX2 (pixel_linear.h): pixel pairs with a non-zero pixel, vpmaddwd on
-// int16 code deltas and weights. Compiled with -mavx2 -mfma -mbmi2.
+// int16 code deltas and weights (vpmaddubsw on byte deltas when act_bits <= 7). Compiled with -mavx2 -mfma -mbmi2.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -119,6 +119,50 @@ void block(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64_t cou
   }
 }
 
+// sum16 += vpmaddubsw(d, w[0..31]) in place (d unsigned bytes, w signed), as madd_accumulate.
+inline void maddubs_accumulate(__m256i& sum16, __m256i d, const int8_t* w) {
+  __m256i product;
+  __asm__("vpmaddubsw %[w], %[d], %[p]\n\tvpaddw %[p], %[sum], %[sum]"
+          : [sum] "+x"(sum16), [p] "=&x"(product)
+          : [d] "x"(d), [w] "m"(*reinterpret_cast<const __m256i*>(w)));
+}
+
+// As block(), for G groups of 16 features on int8 weights: vpmaddubsw with the pair's deltas as two
+// bytes, summed in int16 over byte_chunk pairs, then sign-extended into the int32 accumulators.
+template <int G>
+void block_bytes(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64_t count) {
+  constexpr int64_t width = 16 * G;
+  const int8_t* w = r.w8 + n0 * r.pairs * 2;
+  __m256i acc[2 * G];
+#pragma GCC unroll 8
+  for (int v = 0; v < 2 * G; ++v)
+    acc[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.background_dot + n0 + 8 * v));
+  for (int64_t i0 = 0; i0 < count; i0 += r.byte_chunk) {
+    const int64_t i_end = count - i0 < r.byte_chunk ? count : i0 + r.byte_chunk;
+    __m256i sum16[G];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) sum16[g] = _mm256_setzero_si256();
+    for (int64_t i = i0; i < i_end; ++i) {
+      const uint32_t words = static_cast<uint32_t>(r.pair_delta[i]);  // d0 | d1 << 16, both >= 0
+      const __m256i d = _mm256_set1_epi16(static_cast<int16_t>((words & 0xFFu) | ((words >> 8) & 0xFF00u)));
+      const int8_t* pair = w + static_cast<int64_t>(r.pair_index[i]) * (2 * width);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) maddubs_accumulate(sum16[g], d, pair + 32 * g);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      acc[2 * g] = _mm256_add_epi32(acc[2 * g], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(sum16[g])));
+      acc[2 * g + 1] =
+          _mm256_add_epi32(acc[2 * g + 1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(sum16[g], 1)));
+    }
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) {
+    const __m256i pair_acc[1][2] = {{acc[2 * g], acc[2 * g + 1]}};
+    output_stage<1>(t, n0 + g * kTileCols, pair_acc);
+  }
+}
+
 }  // namespace
 
 void pixel_linear_rows__avx2_sparse(const PixelRowsArgs& r) {
@@ -133,10 +177,20 @@ void pixel_linear_rows__avx2_sparse(const PixelRowsArgs& r) {
     t.y_u8 = r.tile.y_u8 ? r.tile.y_u8 + m * t.y_stride : nullptr;
     t.y_i32 = r.tile.y_i32 ? r.tile.y_i32 + m * t.y_stride : nullptr;
     for (int64_t n0 = 0; n0 < np; n0 += kBlock) {
-      switch ((np - n0 < kBlock ? np - n0 : kBlock) / 8) {  // the block's width, a multiple of 16
-        case 2: block<2>(r, t, n0, count); break;
-        case 4: block<4>(r, t, n0, count); break;
-        case 6: block<6>(r, t, n0, count); break;
+      const int64_t groups = (np - n0 < kBlock ? np - n0 : kBlock) / kTileCols;  // of 16 features
+      if (r.w8) {
+        switch (groups) {
+          case 1: block_bytes<1>(r, t, n0, count); break;
+          case 2: block_bytes<2>(r, t, n0, count); break;
+          case 3: block_bytes<3>(r, t, n0, count); break;
+          default: block_bytes<4>(r, t, n0, count); break;
+        }
+        continue;
+      }
+      switch (groups) {
+        case 1: block<2>(r, t, n0, count); break;
+        case 2: block<4>(r, t, n0, count); break;
+        case 3: block<6>(r, t, n0, count); break;
         default: block<8>(r, t, n0, count); break;
       }
     }

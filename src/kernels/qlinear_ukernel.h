@@ -77,6 +77,8 @@ namespace lowbit::kernels {
 // (2j, 2j + 1) with a non-zero pixel and their code deltas d = x - bg packed as two int16, starts
 // every feature at background_dot[n] = dot(wc[n], bg), adds vpmaddwd(d pair, wc pair) per listed
 // pair, and hands the dot products with x_sum = background_sum + sum(d) to the output stage.
+// With w8 (int8, same layout) it uses vpmaddubsw on the two deltas as bytes instead: 16 features
+// a multiply instead of 8.
 struct PixelRowsArgs {
   int64_t rows = 0;
   const uint8_t* pixels = nullptr;   // [rows][pixel_stride]
@@ -87,6 +89,10 @@ struct PixelRowsArgs {
   bool one_channel = true;
   const int16_t* delta_table = nullptr;  // one channel: [256], table[p] - table[0]
   const int16_t* w = nullptr;
+  // When set, the same weights as int8 for vpmaddubsw on byte deltas (all deltas >= 0, act_bits <= 7),
+  // summed in int16 over byte_chunk pairs at a time before widening.
+  const int8_t* w8 = nullptr;
+  int64_t byte_chunk = 0;
   int64_t pairs = 0;
   const int32_t* background_dot = nullptr;  // [np]
   int32_t background_sum = 0;
