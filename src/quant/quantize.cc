@@ -170,8 +170,14 @@ Tensor quantize_linear(const Linear& linear, const Tensor& float_input, const Te
   for (float& v : x.values()) v = q.input.fake_quantize(v);
   q.weight = weight_params(linear.weight(), weight_bits, o, x);
   for (QuantParams& p : q.weight) p = scaled_params(p, weight_scale, o.symmetric);
-  q.weight_codes = o.rounding == Rounding::gptq ? round_with_gptq(linear.weight(), q.weight, x)
-                                                : round_to_nearest(linear.weight(), q.weight);
+  switch (o.rounding) {
+    case Rounding::nearest: q.weight_codes = round_to_nearest(linear.weight(), q.weight); break;
+    case Rounding::gptq: q.weight_codes = round_with_gptq(linear.weight(), q.weight, x); break;
+    case Rounding::adaround:
+      // AdaRound's asymmetric reconstruction: quantized inputs, the float layer's output as target.
+      q.weight_codes = round_with_adaround(linear.weight(), q.weight, x, float_input);
+      break;
+  }
   Tensor y = output_with_bias(linear, float_input, x, o, q);
   return y;
 }
@@ -192,7 +198,7 @@ class SingleThreadedEigen {
 }  // namespace
 
 std::vector<std::string> quantization_methods() {
-  return {"minmax", "percentile", "mse", "kl", "mse_pc", "gptq", "best", "loss_aware"};
+  return {"minmax", "percentile", "mse", "kl", "mse_pc", "gptq", "adaround", "best", "loss_aware"};
 }
 
 QuantOptions preset_options(const std::string& method, int weight_bits, int act_bits) {
@@ -207,12 +213,13 @@ QuantOptions preset_options(const std::string& method, int weight_bits, int act_
     o.calibration = o.weight_calibration = Calibration::mse;
   } else if (method == "kl") {
     o.calibration = Calibration::kl;
-  } else if (method == "mse_pc" || method == "gptq" || method == "best" ||
+  } else if (method == "mse_pc" || method == "gptq" || method == "adaround" || method == "best" ||
              method == "loss_aware") {
     const bool best = method == "best" || method == "loss_aware";
     o.calibration = o.weight_calibration = best ? Calibration::output_mse : Calibration::mse;
     o.per_channel = true;
-    if (method != "mse_pc") o.rounding = Rounding::gptq;
+    if (method == "adaround") o.rounding = Rounding::adaround;
+    else if (method != "mse_pc") o.rounding = Rounding::gptq;
     o.bias_correction = best;
     o.loss_aware = method == "loss_aware";
   } else {
@@ -233,7 +240,8 @@ Calibration parse_calibration(const std::string& name) {
 Rounding parse_rounding(const std::string& name) {
   if (name == "nearest") return Rounding::nearest;
   if (name == "gptq") return Rounding::gptq;
-  throw Error("unknown rounding \"" + name + "\" (nearest, gptq)");
+  if (name == "adaround") return Rounding::adaround;
+  throw Error("unknown rounding \"" + name + "\" (nearest, gptq, adaround)");
 }
 
 std::vector<Tensor> collect_linear_inputs(const Model& model, const Tensor& calibration_images) {
