@@ -46,9 +46,8 @@ std::vector<uint8_t> round_with_adaround(const Tensor& weight, const std::vector
   // G = W X^T X~ / count: both are computed once, in double, and each step costs one product.
   const MatrixD x_quantized = as_double(inputs);
   const MatrixD h_double = x_quantized.transpose() * x_quantized / static_cast<double>(count);
-  const MatrixD w_float = as_double(weight);
   const MatrixD g_double =
-      w_float * (as_double(float_inputs).transpose() * x_quantized) / static_cast<double>(count);
+      as_double(weight) * (as_double(float_inputs).transpose() * x_quantized) / static_cast<double>(count);
   const MatrixF h = h_double.cast<float>(), g = g_double.cast<float>();
 
   // Per weight: floor(w / s) + z (the code below), the row's scale and zero point, and V with
@@ -71,8 +70,8 @@ std::vector<uint8_t> round_with_adaround(const Tensor& weight, const std::vector
 
   const int warmup = static_cast<int>(options.warmup * options.iterations);
   const float lambda = static_cast<float>(options.lambda);
-  const float beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;
-  ArrayF m = ArrayF::Zero(out, in), second = ArrayF::Zero(out, in);
+  const float beta1 = 0.9f, beta2 = 0.999f, epsilon = 1e-8f;  // Adam's defaults
+  ArrayF first_moment = ArrayF::Zero(out, in), second_moment = ArrayF::Zero(out, in);
   MatrixF soft_weight(out, in), gradient(out, in);
   float beta1_power = 1, beta2_power = 1;
   for (int t = 0; t < options.iterations; ++t) {
@@ -102,13 +101,13 @@ std::vector<uint8_t> round_with_adaround(const Tensor& weight, const std::vector
       d_soft -= lambda * 2.0f * beta * power * centered.sign();
     }
     const ArrayF grad_v = d_soft * active * (kZeta - kGamma) * sigmoid * (1.0f - sigmoid);
-    m = beta1 * m + (1.0f - beta1) * grad_v;
-    second = beta2 * second + (1.0f - beta2) * grad_v.square();
+    first_moment = beta1 * first_moment + (1.0f - beta1) * grad_v;
+    second_moment = beta2 * second_moment + (1.0f - beta2) * grad_v.square();
     beta1_power *= beta1;
     beta2_power *= beta2;
     const float step = static_cast<float>(options.learning_rate) * std::sqrt(1.0f - beta2_power) /
                        (1.0f - beta1_power);
-    v -= step * m / (second.sqrt() + epsilon);
+    v -= step * first_moment / (second_moment.sqrt() + epsilon);
   }
 
   // Hard rounding: up where h(V) >= 1/2, i.e. V >= 0 (zeta and gamma are symmetric about 1/2).
