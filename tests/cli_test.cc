@@ -219,6 +219,15 @@ TEST(Cli, QuantizeEvalAndInferThroughTheIntegerEngine) {
   expect_clean_failure(run_cli(dir, "infer --model " + dir + "/m.lbm " + dir + "/a.png"),
                        "not a quantized model");
 
+  const CliRun adaround = run_cli(dir, "quantize --model " + dir + "/m.lbm --bits 3 --method adaround --out " +
+                                          dir + "/q3.lbq" + data);
+  ASSERT_EQ(adaround.exit_code, 0) << adaround.err;
+  EXPECT_NE(adaround.out.find("adaround"), std::string::npos) << adaround.out;
+  expect_clean_failure(run_cli(dir, "quantize --model " + dir + "/m.lbm --bits 3 --method best --rounding "
+                                    "adarond --out " + dir + "/q4.lbq" + data),
+                       "unknown rounding \"adarond\"");
+  EXPECT_FALSE(fs::exists(dir + "/q4.lbq"));
+
   std::string bytes = slurp(dir + "/q.lbq");
   bytes[bytes.size() / 3] ^= 0x10;
   write_file(dir + "/bad.lbq", testing_data::Bytes(bytes.begin(), bytes.end()));
