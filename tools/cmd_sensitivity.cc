@@ -34,14 +34,18 @@ ImageSet last_images(const ImageSet& set, int64_t count) {
 }
 
 // Per point: on the Pareto front of `points` by validation accuracy (what the search may look
-// at), i.e. no cheaper point is at least as accurate.
+// at), i.e. no point is as small and as accurate and better in one of the two; of equal points
+// only the first counts.
 std::vector<bool> pareto_front(const std::vector<MixedPrecisionPoint>& points) {
   std::vector<bool> front(points.size(), true);
   for (size_t i = 0; i < points.size(); ++i)
-    for (const auto& o : points)
-      if (o.weight_bytes < points[i].weight_bytes &&
-          o.validation_accuracy >= points[i].validation_accuracy)
+    for (size_t k = 0; k < points.size(); ++k) {
+      const int64_t bytes = points[k].weight_bytes, my_bytes = points[i].weight_bytes;
+      const double accuracy = points[k].validation_accuracy, mine = points[i].validation_accuracy;
+      if (bytes <= my_bytes && accuracy >= mine &&
+          (bytes < my_bytes || accuracy > mine || k < i))
         front[i] = false;
+    }
   return front;
 }
 
@@ -77,7 +81,7 @@ void write_pareto_files(const std::vector<MixedPrecisionPoint>& path,
                         const std::string& method, int64_t validation_count,
                         const std::string& out_dir) {
   LinePlot plot;
-  plot.title = "Greedy mixed precision (" + method + "): accuracy against weight size";
+  plot.title = "Greedy mixed precision, " + method;
   plot.x_label = "packed weight bytes (KB = 1024 bytes)";
   plot.y_label = "accuracy (%), integer engine";
   PlotSeries all{"evaluated (validation)", {}, {}, false, true, false};
