@@ -65,12 +65,21 @@ nlohmann::json points_json(const std::vector<MixedPrecisionPoint>& points) {
 }
 
 // The most accurate point on the validation set within `budget` bytes, or null.
-const MixedPrecisionPoint* best_within(const std::vector<MixedPrecisionPoint>& path, int64_t budget) {
+const MixedPrecisionPoint* best_within(const std::vector<MixedPrecisionPoint>& path,
+                                       int64_t budget) {
   const MixedPrecisionPoint* chosen = nullptr;
   for (const auto& p : path)
-    if (p.weight_bytes <= budget && (!chosen || p.validation_accuracy > chosen->validation_accuracy))
+    if (p.weight_bytes <= budget &&
+        (!chosen || p.validation_accuracy > chosen->validation_accuracy))
       chosen = &p;
   return chosen;
+}
+
+// "minmax, percentile, ...": the presets --method accepts.
+std::string method_names() {
+  std::string names;
+  for (const auto& m : quantization_methods()) names += (names.empty() ? "" : ", ") + m;
+  return names;
 }
 
 // pareto.json (the path, as the table prints it, and every evaluated configuration) and
@@ -147,11 +156,7 @@ Action add_sensitivity_command(CLI::App& app) {
   cmd->add_option("--bits", f->bits, "bit widths of the table, and those the search may give a "
                   "layer, e.g. 1-8 or 2,3,4,8")->capture_default_str();
   cmd->add_option("--method", f->method, "quantization preset of the table and of every plan "
-                  "the search measures: " + [] {
-                    std::string names;
-                    for (const auto& m : quantization_methods()) names += (names.empty() ? "" : ", ") + m;
-                    return names;
-                  }())->capture_default_str();
+                  "the search measures: " + method_names())->capture_default_str();
   cmd->add_flag("--json", f->json, "print JSON instead of tables");
   cmd->add_option("--budget", f->budget,
                   "also search per-layer bits (greedy, chosen on the validation images) and pick "
@@ -170,11 +175,8 @@ Action add_sensitivity_command(CLI::App& app) {
     apply_threads(f->threads);
     const std::vector<int> bits = parse_bits(f->bits, "--bits");
     const auto known = quantization_methods();
-    if (std::find(known.begin(), known.end(), f->method) == known.end()) {
-      std::string names;
-      for (const auto& m : known) names += (names.empty() ? "" : ", ") + m;
-      throw Error("--method: unknown method \"" + f->method + "\" (known: " + names + ")");
-    }
+    if (std::find(known.begin(), known.end(), f->method) == known.end())
+      throw Error("--method: unknown method \"" + f->method + "\" (known: " + method_names() + ")");
     if (!f->out_dir.empty()) {
       if (f->budget < 0) throw Error("--out-dir needs --budget (it holds the Pareto plot)");
       ensure_writable_dir(f->out_dir, "--out-dir");

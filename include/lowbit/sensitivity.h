@@ -42,7 +42,7 @@ struct MixedPrecisionPoint {
   int64_t weight_bytes = 0;                // packed weights of the integer model
   double validation_accuracy = 0;          // integer engine, on the set the search chose with
   double test_accuracy = -1;               // integer engine; set by add_test_accuracy, else -1
-  QuantPlan plan;                          // the plan measured (method and per-layer bits in options)
+  QuantPlan plan;  // the plan measured; its options hold the method and per-layer bits
 };
 
 // The preset `method` with per-layer weight and activation bits.

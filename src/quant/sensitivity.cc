@@ -99,7 +99,8 @@ std::vector<MixedPrecisionPoint> mixed_precision_search(
     const auto it = std::lower_bound(widths.begin(), widths.end(), bits);
     return it == widths.begin() ? 0 : *std::prev(it);
   };
-  const size_t layers = plan_quantization(model, calibration, preset_options("minmax", 8, 8)).layers.size();
+  const size_t layers =
+      plan_quantization(model, calibration, preset_options("minmax", 8, 8)).layers.size();
   auto measure = [&](std::vector<int> weight_bits, std::vector<int> act_bits) {
     MixedPrecisionPoint point;
     point.plan = plan_quantization(model, calibration,
@@ -124,7 +125,9 @@ std::vector<MixedPrecisionPoint> mixed_precision_search(
       for (size_t j = 0; j < layers; ++j) {
         std::vector<int> weight_bits = here.weight_bits, act_bits = here.act_bits;
         int& lowered = activation_step ? act_bits[j] : weight_bits[j];
-        if (!(lowered = narrower(lowered))) continue;
+        const int next = narrower(lowered);
+        if (next == 0) continue;
+        lowered = next;
         if (!options.separate_act_bits) act_bits[j] = weight_bits[j];
         MixedPrecisionPoint candidate = measure(std::move(weight_bits), std::move(act_bits));
         const double lost = here.validation_accuracy - candidate.validation_accuracy;
