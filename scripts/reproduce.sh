@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Re-measures every figure in the README: the study and all PTQ methods on full MNIST for
-# training seeds 0, 1 and 2, Fashion-MNIST, QAT at 4..1 bits, and integer-engine speed.
-# Needs full MNIST: LOWBIT_DATA_DIR=/path/with/mnist/ (the official IDX files). Takes ~10 min.
+# training seeds 0, 1 and 2, Fashion-MNIST, QAT at 4..1 bits, mixed precision, and
+# integer-engine speed.
+# Needs full MNIST: LOWBIT_DATA_DIR=/path/with/mnist/ (the official IDX files). Takes ~17 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lowbit=build/tools/lowbit
@@ -31,6 +32,14 @@ for config in "--bits 4 --epochs 3" "--bits 3 --epochs 5" "--bits 2 --epochs 10"
   # shellcheck disable=SC2086
   result=$($lowbit qat --model "$model" $config --no-progress --out "$out/qat.lbq" 2>/dev/null | tail -1)
   echo "qat $config: $result ($(( ($(date +%s%N) - start) / 1000000 )) ms)" | tee -a "$out/qat.txt"
+done
+
+# Mixed precision under a size budget, chosen on held-out training images (docs/qat.md).
+for config in "minmax" "best" "best --separate-act-bits"; do
+  name=$(echo "$config" | tr -d ' -')
+  # shellcheck disable=SC2086
+  $lowbit sensitivity --model "$model" --budget 20000 --method $config \
+    --out-dir "$out/mixed_$name" | tee "$out/mixed_$name.txt"
 done
 
 for bits in 8 4 2 1; do

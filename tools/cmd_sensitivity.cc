@@ -1,5 +1,6 @@
 // `lowbit sensitivity`: how much each layer suffers from quantization, and a greedy search over
-// per-layer bits whose Pareto front (accuracy against packed weight bytes) it prints and plots.
+// per-layer bits, chosen on held-out training images, whose Pareto front (accuracy against packed
+// weight bytes, validation and test) it prints and plots.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,59 +23,105 @@ std::string bits_text(const std::vector<int>& bits) {
   return text;
 }
 
-// Per point: on the Pareto front of `points`, i.e. no cheaper point is at least as accurate.
+// The last `count` images of a set: the validation split the search chooses with.
+ImageSet last_images(const ImageSet& set, int64_t count) {
+  ImageSet out = set;
+  out.count = count;
+  const int64_t first = set.count - count;
+  out.pixels.assign(set.pixels.begin() + first * set.image_size(), set.pixels.end());
+  out.labels.assign(set.labels.begin() + first, set.labels.end());
+  return out;
+}
+
+// Per point: on the Pareto front of `points` by validation accuracy (what the search may look
+// at), i.e. no point is as small and as accurate and better in one of the two; of equal points
+// only the first counts.
 std::vector<bool> pareto_front(const std::vector<MixedPrecisionPoint>& points) {
   std::vector<bool> front(points.size(), true);
   for (size_t i = 0; i < points.size(); ++i)
-    for (const auto& o : points)
-      if (o.weight_bytes < points[i].weight_bytes && o.accuracy >= points[i].accuracy)
+    for (size_t k = 0; k < points.size(); ++k) {
+      const int64_t bytes = points[k].weight_bytes, my_bytes = points[i].weight_bytes;
+      const double accuracy = points[k].validation_accuracy, mine = points[i].validation_accuracy;
+      if (bytes <= my_bytes && accuracy >= mine &&
+          (bytes < my_bytes || accuracy > mine || k < i))
         front[i] = false;
+    }
   return front;
 }
 
 nlohmann::json points_json(const std::vector<MixedPrecisionPoint>& points) {
   const std::vector<bool> front = pareto_front(points);
   nlohmann::json out = nlohmann::json::array();
-  for (size_t i = 0; i < points.size(); ++i)
-    out.push_back({{"bits", points[i].bits},
-                   {"weight_bytes", points[i].weight_bytes},
-                   {"accuracy", points[i].accuracy},
-                   {"pareto", static_cast<bool>(front[i])}});
+  for (size_t i = 0; i < points.size(); ++i) {
+    nlohmann::json point = {{"weight_bits", points[i].weight_bits},
+                            {"act_bits", points[i].act_bits},
+                            {"weight_bytes", points[i].weight_bytes},
+                            {"validation_accuracy", points[i].validation_accuracy},
+                            {"pareto", static_cast<bool>(front[i])}};
+    if (points[i].test_accuracy >= 0) point["test_accuracy"] = points[i].test_accuracy;
+    out.push_back(point);
+  }
   return out;
 }
 
+// The most accurate point on the validation set within `budget` bytes, or null.
+const MixedPrecisionPoint* best_within(const std::vector<MixedPrecisionPoint>& path,
+                                       int64_t budget) {
+  const MixedPrecisionPoint* chosen = nullptr;
+  for (const auto& p : path)
+    if (p.weight_bytes <= budget &&
+        (!chosen || p.validation_accuracy > chosen->validation_accuracy))
+      chosen = &p;
+  return chosen;
+}
+
+// "minmax, percentile, ...": the presets --method accepts.
+std::string method_names() {
+  std::string names;
+  for (const auto& m : quantization_methods()) names += (names.empty() ? "" : ", ") + m;
+  return names;
+}
+
 // pareto.json (the path, as the table prints it, and every evaluated configuration) and
-// pareto.png/.svg: evaluated configurations as markers, their Pareto front as a line.
+// pareto.png/.svg: evaluated configurations (validation accuracy) as markers, the path's Pareto
+// points as lines, validation and test.
 void write_pareto_files(const std::vector<MixedPrecisionPoint>& path,
                         const std::vector<MixedPrecisionPoint>& evaluated, int64_t budget,
+                        const std::string& method, int64_t validation_count,
                         const std::string& out_dir) {
   LinePlot plot;
-  plot.title = "Greedy mixed precision: accuracy against weight size";
+  plot.title = "Greedy mixed precision, " + method;
   plot.x_label = "packed weight bytes (KB = 1024 bytes)";
-  plot.y_label = "test accuracy (%), integer engine";
-  PlotSeries all{"evaluated configurations", {}, {}, false, true, false};
-  PlotSeries front{"Pareto front", {}, {}, false, true, true};
-  const std::vector<bool> on_front = pareto_front(evaluated);
-  std::vector<const MixedPrecisionPoint*> front_points;
-  for (size_t i = 0; i < evaluated.size(); ++i) {
-    all.x.push_back(evaluated[i].weight_bytes / 1024.0);
-    all.y.push_back(100 * evaluated[i].accuracy);
-    if (on_front[i]) front_points.push_back(&evaluated[i]);
+  plot.y_label = "accuracy (%), integer engine";
+  PlotSeries all{"evaluated (validation)", {}, {}, false, true, false};
+  PlotSeries front_validation{"Pareto path, validation", {}, {}, false, true, true};
+  PlotSeries front_test{"Pareto path, test", {}, {}, true, true, true};
+  for (const auto& p : evaluated) {
+    all.x.push_back(p.weight_bytes / 1024.0);
+    all.y.push_back(100 * p.validation_accuracy);
   }
+  const std::vector<bool> on_front = pareto_front(path);
+  std::vector<const MixedPrecisionPoint*> front_points;
+  for (size_t i = 0; i < path.size(); ++i)
+    if (on_front[i]) front_points.push_back(&path[i]);
   std::sort(front_points.begin(), front_points.end(),
             [](auto* a, auto* b) { return a->weight_bytes < b->weight_bytes; });
   for (const auto* p : front_points) {
-    front.x.push_back(p->weight_bytes / 1024.0);
-    front.y.push_back(100 * p->accuracy);
+    front_validation.x.push_back(p->weight_bytes / 1024.0);
+    front_validation.y.push_back(100 * p->validation_accuracy);
+    front_test.x.push_back(p->weight_bytes / 1024.0);
+    front_test.y.push_back(100 * p->test_accuracy);
   }
+  std::vector<double> ys = all.y;
+  ys.insert(ys.end(), front_test.y.begin(), front_test.y.end());
   const auto [x_low, x_high] = std::minmax_element(all.x.begin(), all.x.end());
-  const auto [y_low, y_high] = std::minmax_element(all.y.begin(), all.y.end());
+  const auto [y_low, y_high] = std::minmax_element(ys.begin(), ys.end());
   const double x_pad = 0.04 * (*x_high - *x_low), y_pad = 0.04 * (*y_high - *y_low);
   plot.x_min = std::max(0.0, *x_low - x_pad);
   plot.x_max = *x_high + x_pad;
   plot.y_min = std::max(0.0, *y_low - y_pad);
   plot.y_max = std::min(100.0, *y_high + y_pad);
-  plot.series = {all, front};
+  plot.series = {all, front_validation, front_test};
   const double budget_kb = budget / 1024.0;
   if (budget_kb >= plot.x_min && budget_kb <= plot.x_max)
     plot.series.push_back({"budget (" + std::to_string(budget) + " bytes)",
@@ -82,6 +129,8 @@ void write_pareto_files(const std::vector<MixedPrecisionPoint>& path,
   write_line_plot(plot, out_dir + "/pareto.png");
   write_line_plot(plot, out_dir + "/pareto.svg");
   const nlohmann::json json = {{"budget", budget},
+                               {"method", method},
+                               {"validation_images", validation_count},
                                {"path", points_json(path)},
                                {"evaluated", points_json(evaluated)}};
   write_file_atomic(out_dir + "/pareto.json", json.dump(2) + "\n");
@@ -94,78 +143,114 @@ Action add_sensitivity_command(CLI::App& app) {
       "sensitivity", "accuracy and KL when one layer at a time is quantized; mixed precision");
   struct Flags {
     DataFlags data;
-    std::string model, bits = "1-8", out_dir;
+    std::string model, bits = "1-8", out_dir, method = "minmax";
     int threads = 0;
-    bool json = false;
-    int64_t budget = -1, calibration = 1024;
+    bool json = false, separate_act_bits = false;
+    int64_t budget = -1, calibration = 1024, validation = 5000;
   };
   auto f = std::make_shared<Flags>();
   f->data.dataset.clear();
   add_data_flags(*cmd, f->data);
   add_threads_flag(*cmd, f->threads);
   cmd->add_option("--model", f->model, "float model file")->required();
-  cmd->add_option("--bits", f->bits, "bit widths, e.g. 1-8 or 2,4,8")->capture_default_str();
+  cmd->add_option("--bits", f->bits, "bit widths of the table, and those the search may give a "
+                  "layer, e.g. 1-8 or 2,3,4,8")->capture_default_str();
+  cmd->add_option("--method", f->method, "quantization preset of the table and of every plan "
+                  "the search measures: " + method_names())->capture_default_str();
   cmd->add_flag("--json", f->json, "print JSON instead of tables");
   cmd->add_option("--budget", f->budget,
-                  "also search per-layer bits (greedy) and pick the best under this many bytes "
-                  "of packed weights");
+                  "also search per-layer bits (greedy, chosen on the validation images) and pick "
+                  "the best under this many bytes of packed weights");
+  cmd->add_option("--validation", f->validation,
+                  "with --budget: the last N training images, which the search chooses by "
+                  "(calibration takes the first --calib-count of the rest)")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_flag("--separate-act-bits", f->separate_act_bits,
+                "with --budget: lower weights and activations of a layer in separate steps "
+                "(activation steps save no bytes and are taken only when free on validation)");
   add_calibration_flag(*cmd, f->calibration);
   cmd->add_option("--out-dir", f->out_dir,
                   "with --budget: write pareto.json, pareto.png and pareto.svg here");
   return [f] {
     apply_threads(f->threads);
     const std::vector<int> bits = parse_bits(f->bits, "--bits");
+    const auto known = quantization_methods();
+    if (std::find(known.begin(), known.end(), f->method) == known.end())
+      throw Error("--method: unknown method \"" + f->method + "\" (known: " + method_names() + ")");
     if (!f->out_dir.empty()) {
       if (f->budget < 0) throw Error("--out-dir needs --budget (it holds the Pareto plot)");
       ensure_writable_dir(f->out_dir, "--out-dir");
     }
+    const bool search = f->budget >= 0;
     const Model model = load_model(f->model);
     const Dataset data = load_data_for(f->data, model.metadata);
+    // The search chooses on the last --validation training images; calibration never sees them.
+    const int64_t held_out = search ? f->validation : 0;
+    if (held_out >= data.train.count)
+      throw Error("--validation " + std::to_string(held_out) + ": the " +
+                  std::to_string(data.train.count) +
+                  " training images leave none for calibration");
     const Tensor calibration = normalized_images(
-        data.train, data.mean, data.std, 0, std::min<int64_t>(f->calibration, data.train.count));
+        data.train, data.mean, data.std, 0,
+        std::min<int64_t>(f->calibration, data.train.count - held_out));
     const Tensor test_images = normalize_all(data, data.test);
-    const auto rows = layer_sensitivity(model, calibration, test_images, data.test.labels, bits);
+    const auto rows =
+        layer_sensitivity(model, calibration, test_images, data.test.labels, bits, f->method);
     std::vector<MixedPrecisionPoint> path, evaluated;
-    if (f->budget >= 0) path = mixed_precision_search(model, calibration, data.test, &evaluated);
-    if (!f->out_dir.empty()) write_pareto_files(path, evaluated, f->budget, f->out_dir);
+    if (search) {
+      MixedPrecisionOptions options;
+      options.method = f->method;
+      options.bits = bits;
+      options.separate_act_bits = f->separate_act_bits;
+      path = mixed_precision_search(model, calibration, last_images(data.train, held_out), options,
+                                    &evaluated);
+      add_test_accuracy(model, data.test, path);  // after the search: reported, never chosen by
+    }
+    if (!f->out_dir.empty())
+      write_pareto_files(path, evaluated, f->budget, f->method, held_out, f->out_dir);
+    const MixedPrecisionPoint* chosen = search ? best_within(path, f->budget) : nullptr;
 
     if (f->json) {
-      nlohmann::json out = {{"layers", nlohmann::json::array()}};
+      nlohmann::json out = {{"method", f->method}, {"layers", nlohmann::json::array()}};
       for (const auto& r : rows)
         out["layers"].push_back(
             {{"linear", r.linear}, {"bits", r.bits}, {"accuracy", r.accuracy}, {"kl", r.kl}});
-      if (f->budget >= 0) {
+      if (search) {
         out["budget"] = f->budget;
-        out["mixed_precision"] = nlohmann::json::array();
-        for (const auto& p : path)
-          out["mixed_precision"].push_back(
-              {{"bits", p.bits}, {"weight_bytes", p.weight_bytes}, {"accuracy", p.accuracy}});
+        out["validation_images"] = held_out;
+        out["mixed_precision"] = points_json(path);
+        out["chosen"] = chosen ? points_json({*chosen})[0] : nlohmann::json();
       }
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
     }
-    std::printf("one layer quantized (min/max, weights and its input at b bits), others float;\n"
+    std::printf("one layer quantized (%s, weights and its input at b bits), others float;\n"
                 "simulated on %lld test images; KL(float || quantized) in nats\n\n",
-                static_cast<long long>(data.test.count));
+                f->method.c_str(), static_cast<long long>(data.test.count));
     std::printf("%6s %4s %10s %12s\n", "linear", "bits", "accuracy", "KL");
     for (const auto& r : rows)
       std::printf("%6zu %4d %9.2f%% %12.5f\n", r.linear, r.bits, 100 * r.accuracy, r.kl);
-    if (f->budget >= 0) {
-      std::printf("\ngreedy mixed precision (integer engine), from all-8-bit down:\n");
-      std::printf("%-12s %12s %10s %s\n", "bits", "weight bytes", "accuracy", "");
-      const MixedPrecisionPoint* chosen = nullptr;
+    if (search) {
+      std::printf("\ngreedy mixed precision (%s, integer engine), from all-%d-bit down, chosen on "
+                  "the last %lld training images (validation); test reported only:\n",
+                  f->method.c_str(), path.front().weight_bits.front(),
+                  static_cast<long long>(held_out));
+      std::printf("%-12s %-12s %12s %11s %10s %s\n", "weight bits", "act bits", "weight bytes",
+                  "validation", "test", "");
       const std::vector<bool> front = pareto_front(path);
       for (size_t i = 0; i < path.size(); ++i) {
         const MixedPrecisionPoint& p = path[i];
-        if (p.weight_bytes <= f->budget && (!chosen || p.accuracy > chosen->accuracy)) chosen = &p;
-        std::printf("%-12s %12lld %9.2f%% %s\n", bits_text(p.bits).c_str(),
-                    static_cast<long long>(p.weight_bytes), 100 * p.accuracy,
-                    front[i] ? "pareto" : "");
+        std::printf("%-12s %-12s %12lld %10.2f%% %9.2f%% %s\n", bits_text(p.weight_bits).c_str(),
+                    bits_text(p.act_bits).c_str(), static_cast<long long>(p.weight_bytes),
+                    100 * p.validation_accuracy, 100 * p.test_accuracy, front[i] ? "pareto" : "");
       }
       if (chosen) {
-        std::printf("best under %lld bytes: bits %s, %lld bytes, %.2f%%\n",
-                    static_cast<long long>(f->budget), bits_text(chosen->bits).c_str(),
-                    static_cast<long long>(chosen->weight_bytes), 100 * chosen->accuracy);
+        std::printf("best under %lld bytes (by validation): weight bits %s, act bits %s, "
+                    "%lld bytes, validation %.2f%%, test %.2f%%\n",
+                    static_cast<long long>(f->budget), bits_text(chosen->weight_bits).c_str(),
+                    bits_text(chosen->act_bits).c_str(),
+                    static_cast<long long>(chosen->weight_bytes),
+                    100 * chosen->validation_accuracy, 100 * chosen->test_accuracy);
       } else {
         std::printf("no point on the path fits in %lld bytes\n", static_cast<long long>(f->budget));
       }

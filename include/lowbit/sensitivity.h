@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "lowbit/dataset.h"
@@ -19,30 +20,47 @@ struct SensitivityRow {
   double kl = 0;          // mean KL(float || quantized) of the output distributions, nats
 };
 
-// For each Linear and each width in `bits`: min/max post-training quantization of that layer
-// alone (calibrated on `calibration`), evaluated by fake quantization on test_images [n, features].
+// For each Linear and each width in `bits`: that layer alone quantized by preset `method`
+// (preset_options(), calibrated on `calibration`), evaluated by fake quantization on
+// images [n, features] with their labels.
 std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& calibration,
-                                              const Tensor& test_images,
-                                              std::span<const uint8_t> test_labels,
-                                              std::span<const int> bits);
+                                              const Tensor& images, std::span<const uint8_t> labels,
+                                              std::span<const int> bits,
+                                              const std::string& method = "minmax");
 
-struct MixedPrecisionPoint {
-  std::vector<int> bits;     // per Linear: weights and input activations
-  int64_t weight_bytes = 0;  // packed weights of the integer model
-  double accuracy = 0;       // integer engine, on `test`
+struct MixedPrecisionOptions {
+  std::string method = "minmax";         // the preset every candidate plan is made with
+  std::vector<int> bits = {1, 2, 3, 4, 5, 6, 7, 8};  // widths a layer may take
+  // false: one step lowers a layer's weights and input activations together (W = A per layer).
+  // true: a step lowers either a layer's weights or its input activations; activation steps
+  // save no bytes, so they are taken only when they cost no validation accuracy.
+  bool separate_act_bits = false;
 };
 
-// Greedy search: start every layer at 8 bits; repeatedly lower by one the bits of the layer whose
-// step costs the least integer-engine accuracy per byte saved, until all are at 1 bit.
-// Returns every visited point (a descending-bytes path), the first one all-8-bit. When
-// `evaluated` is given, it receives every configuration measured, chosen or not (the path's
-// points included), in the order measured.
-std::vector<MixedPrecisionPoint> mixed_precision_search(
-    const Model& model, const Tensor& calibration, const ImageSet& test,
-    std::vector<MixedPrecisionPoint>* evaluated = nullptr);
+struct MixedPrecisionPoint {
+  std::vector<int> weight_bits, act_bits;  // per Linear
+  int64_t weight_bytes = 0;                // packed weights of the integer model
+  double validation_accuracy = 0;          // integer engine, on the set the search chose with
+  double test_accuracy = -1;               // integer engine; set by add_test_accuracy, else -1
+  QuantPlan plan;  // the plan measured; its options hold the method and per-layer bits
+};
 
-// A min/max plan whose Linear j uses bits[j] for weights and input activations.
-QuantPlan mixed_precision_plan(const Model& model, const Tensor& calibration,
-                               std::span<const int> bits);
+// The preset `method` with per-layer weight and activation bits.
+QuantOptions mixed_precision_options(const std::string& method, std::span<const int> weight_bits,
+                                     std::span<const int> act_bits);
+
+// Greedy search: start every layer at the widest of options.bits; repeatedly take the step
+// (one layer to its next narrower width, see MixedPrecisionOptions) that costs the least
+// integer-engine accuracy on `validation` per byte of packed weights saved, until no step is
+// left. Returns every visited point (a non-increasing-bytes path), the first one all widest.
+// Nothing but `validation` decides; test data never enters. When `evaluated` is given, it
+// receives every configuration measured, chosen or not (the path's points included), in order.
+std::vector<MixedPrecisionPoint> mixed_precision_search(
+    const Model& model, const Tensor& calibration, const ImageSet& validation,
+    const MixedPrecisionOptions& options, std::vector<MixedPrecisionPoint>* evaluated = nullptr);
+
+// Fills test_accuracy of each point with its integer engine's accuracy on `test` (reporting only).
+void add_test_accuracy(const Model& model, const ImageSet& test,
+                       std::vector<MixedPrecisionPoint>& points);
 
 }  // namespace lowbit

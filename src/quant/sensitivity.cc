@@ -1,8 +1,10 @@
-// Per-layer sensitivity by fake-quantizing one layer at a time; greedy mixed precision.
+// Per-layer sensitivity by fake-quantizing one layer at a time; greedy mixed precision chosen on
+// held-out data.
 #include "lowbit/sensitivity.h"
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <optional>
 
 #include "lowbit/error.h"
@@ -33,43 +35,36 @@ Tensor all_log_probs(const Forward& forward, const Tensor& images) {
 
 }  // namespace
 
-QuantPlan mixed_precision_plan(const Model& model, const Tensor& calibration,
-                               std::span<const int> bits) {
-  QuantPlan plan;
-  for (size_t j = 0; j < bits.size(); ++j) {
-    QuantOptions options;
-    options.weight_bits = options.act_bits = bits[j];
-    QuantPlan one = plan_quantization(model, calibration, options);
-    if (one.layers.size() != bits.size()) throw Error("one bit width per Linear layer is needed");
-    if (j == 0) plan = one;
-    plan.layers[j] = std::move(one.layers[j]);
-  }
-  plan.options.method = "minmax-mixed";
-  return plan;
+QuantOptions mixed_precision_options(const std::string& method, std::span<const int> weight_bits,
+                                     std::span<const int> act_bits) {
+  if (weight_bits.empty() || weight_bits.size() != act_bits.size())
+    throw Error("one weight and one activation bit width per Linear layer are needed");
+  QuantOptions options = preset_options(method, weight_bits[0], act_bits[0]);
+  options.layer_weight_bits.assign(weight_bits.begin(), weight_bits.end());
+  options.layer_act_bits.assign(act_bits.begin(), act_bits.end());
+  return options;
 }
 
 std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& calibration,
-                                              const Tensor& test_images,
-                                              std::span<const uint8_t> test_labels,
-                                              std::span<const int> bits) {
+                                              const Tensor& images, std::span<const uint8_t> labels,
+                                              std::span<const int> bits,
+                                              const std::string& method) {
   const Tensor reference = all_log_probs(
       [&](const Tensor& x, Tensor& y) {
         Activations a;
         y = model.forward(x, a);
       },
-      test_images);
-  const int64_t n = test_images.dim(0), classes = reference.row_size();
+      images);
+  const int64_t n = images.dim(0), classes = reference.row_size();
   std::vector<SensitivityRow> rows;
   for (int b : bits) {
-    QuantOptions options;
-    options.weight_bits = options.act_bits = b;
-    const QuantPlan full = plan_quantization(model, calibration, options);
+    const QuantPlan full = plan_quantization(model, calibration, preset_options(method, b, b));
     for (size_t j = 0; j < full.layers.size(); ++j) {
       QuantPlan only = full;  // SimulatedModel fake-quantizes exactly the layers in the plan
       only.layers = {full.layers[j]};
       const SimulatedModel simulated(model, only);
       const Tensor log_probs = all_log_probs(
-          [&](const Tensor& x, Tensor& y) { simulated.forward(x, y); }, test_images);
+          [&](const Tensor& x, Tensor& y) { simulated.forward(x, y); }, images);
       SensitivityRow row;
       row.linear = j;
       row.bits = b;
@@ -78,7 +73,7 @@ std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& 
       for (int64_t i = 0; i < n; ++i) {
         const float* p = reference.data() + i * classes;
         const float* q = log_probs.data() + i * classes;
-        correct += std::max_element(q, q + classes) - q == test_labels[i];
+        correct += std::max_element(q, q + classes) - q == labels[i];
         for (int64_t c = 0; c < classes; ++c) kl += std::exp(double{p[c]}) * (p[c] - q[c]);
       }
       row.accuracy = n ? static_cast<double>(correct) / n : 0;
@@ -93,33 +88,66 @@ std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& 
 }
 
 std::vector<MixedPrecisionPoint> mixed_precision_search(
-    const Model& model, const Tensor& calibration, const ImageSet& test,
-    std::vector<MixedPrecisionPoint>* evaluated) {
-  const size_t layers = plan_quantization(model, calibration, {}).layers.size();
-  auto measure = [&](const std::vector<int>& bits) {
-    const QuantizedModel q = QuantizedModel::build(model, mixed_precision_plan(model, calibration, bits));
-    MixedPrecisionPoint point{bits, q.weight_bytes(), q.evaluate(test).accuracy};
+    const Model& model, const Tensor& calibration, const ImageSet& validation,
+    const MixedPrecisionOptions& options, std::vector<MixedPrecisionPoint>* evaluated) {
+  std::vector<int> widths = options.bits;
+  std::sort(widths.begin(), widths.end());
+  widths.erase(std::unique(widths.begin(), widths.end()), widths.end());
+  if (widths.empty()) throw Error("the mixed-precision search needs at least one bit width");
+  // The next narrower allowed width, or 0 at the narrowest.
+  auto narrower = [&](int bits) {
+    const auto it = std::lower_bound(widths.begin(), widths.end(), bits);
+    return it == widths.begin() ? 0 : *std::prev(it);
+  };
+  const size_t layers =
+      plan_quantization(model, calibration, preset_options("minmax", 8, 8)).layers.size();
+  auto measure = [&](std::vector<int> weight_bits, std::vector<int> act_bits) {
+    MixedPrecisionPoint point;
+    point.plan = plan_quantization(model, calibration,
+                                   mixed_precision_options(options.method, weight_bits, act_bits));
+    const QuantizedModel q = QuantizedModel::build(model, point.plan);
+    point.weight_bits = std::move(weight_bits);
+    point.act_bits = std::move(act_bits);
+    point.weight_bytes = q.weight_bytes();
+    point.validation_accuracy = q.evaluate(validation).accuracy;
     if (evaluated) evaluated->push_back(point);
     return point;
   };
-  std::vector<MixedPrecisionPoint> path{measure(std::vector<int>(layers, 8))};
+  const std::vector<int> widest(layers, widths.back());
+  std::vector<MixedPrecisionPoint> path{measure(widest, widest)};
   while (true) {
     const MixedPrecisionPoint& here = path.back();
     std::optional<MixedPrecisionPoint> best;
     double best_cost = INFINITY;
-    for (size_t j = 0; j < layers; ++j) {
-      if (here.bits[j] == 1) continue;
-      std::vector<int> bits = here.bits;
-      --bits[j];
-      MixedPrecisionPoint candidate = measure(bits);
-      const double saved = static_cast<double>(here.weight_bytes - candidate.weight_bytes);
-      const double cost = (here.accuracy - candidate.accuracy) / std::max(saved, 1.0);
-      if (cost < best_cost) best_cost = cost, best = std::move(candidate);  // first j wins ties
+    // Candidates in a fixed order (weight steps by layer, then activation steps), first wins ties.
+    for (const bool activation_step : {false, true}) {
+      if (activation_step && !options.separate_act_bits) break;
+      for (size_t j = 0; j < layers; ++j) {
+        std::vector<int> weight_bits = here.weight_bits, act_bits = here.act_bits;
+        int& lowered = activation_step ? act_bits[j] : weight_bits[j];
+        const int next = narrower(lowered);
+        if (next == 0) continue;
+        lowered = next;
+        if (!options.separate_act_bits) act_bits[j] = weight_bits[j];
+        MixedPrecisionPoint candidate = measure(std::move(weight_bits), std::move(act_bits));
+        const double lost = here.validation_accuracy - candidate.validation_accuracy;
+        const double saved = static_cast<double>(here.weight_bytes - candidate.weight_bytes);
+        // A step that saves no bytes (activations) is worth taking only when it is free.
+        if (saved <= 0 && lost > 0) continue;
+        const double cost = lost / std::max(saved, 1.0);
+        if (cost < best_cost) best_cost = cost, best = std::move(candidate);
+      }
     }
     if (!best) break;
     path.push_back(std::move(*best));
   }
   return path;
+}
+
+void add_test_accuracy(const Model& model, const ImageSet& test,
+                       std::vector<MixedPrecisionPoint>& points) {
+  for (MixedPrecisionPoint& point : points)
+    point.test_accuracy = QuantizedModel::build(model, point.plan).evaluate(test).accuracy;
 }
 
 }  // namespace lowbit
