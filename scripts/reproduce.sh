@@ -42,6 +42,7 @@ for config in "minmax" "best" "best --separate-act-bits"; do
     --out-dir "$out/mixed_$name" | tee "$out/mixed_$name.txt"
 done
 
+: >"$out/bench.txt"
 for bits in 8 4 2 1; do
   $lowbit quantize --model "$model" --bits "$bits" --out "$out/fc_w${bits}a${bits}.lbq" >/dev/null
   $lowbit bench --model "$out/fc_w${bits}a${bits}.lbq" --batch 1,64,10000 --threads 1,2 \
