@@ -38,6 +38,9 @@ Action add_qat_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--step-lr", f->qat.step_learning_rate, "Adam learning rate of the steps")
       ->capture_default_str();
+  cmd->add_option("--distill", f->qat.distill,
+                  "weight of KL(float model || quantized) in the loss, 0..1 (0: labels only)")
+      ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
   cmd->add_option("--batch-size", f->qat.batch_size, "minibatch size")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_option("--seed", f->qat.seed, "shuffling seed")->capture_default_str();
@@ -64,7 +67,8 @@ Action add_qat_command(CLI::App& app) {
                                  {"learning_rate", options.learning_rate},
                                  {"step_learning_rate", options.step_learning_rate},
                                  {"seed", options.seed},
-                                 {"ternary", options.ternary}};
+                                 {"ternary", options.ternary},
+                                 {"distill", options.distill}};
     quantized.save(f->out);
     const Tensor test_images = normalize_all(data, data.test);
     const SimulatedModel simulated(result.model, result.plan);
@@ -74,7 +78,8 @@ Action add_qat_command(CLI::App& app) {
     const Evaluation integer = quantized.evaluate(data.test);
     std::printf("wrote %s: %d-bit weights%s, %d-bit activations, %lld bytes of packed weights\n"
                 "QAT %d epochs in %.1fs; test accuracy: integer engine %.2f%%, simulated %.2f%%\n",
-                f->out.c_str(), options.weight_bits, options.ternary ? " (ternary)" : "",
+                f->out.c_str(), options.weight_bits,
+                options.ternary ? " (ternary)" : options.weight_bits == 1 ? " (sign, ±s)" : "",
                 options.act_bits, static_cast<long long>(quantized.weight_bytes()),
                 options.epochs, seconds, 100 * integer.accuracy, 100 * sim.accuracy);
     return 0;
