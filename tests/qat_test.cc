@@ -238,6 +238,9 @@ TEST(Qat, SignBinaryWithDistillationIsBitIdenticalAcrossThreadCounts) {
   expect_same_results(a, b);
   options.distill = 1.5f;
   EXPECT_THROW(quantization_aware_training(s.model, s.train_x, s.train.labels, options), Error);
+  options.distill = 0.0f;
+  options.sign_ste_range = 0.0f;
+  EXPECT_THROW(quantization_aware_training(s.model, s.train_x, s.train.labels, options), Error);
 }
 
 }  // namespace

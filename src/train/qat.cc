@@ -418,6 +418,7 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
   Model& latent = result.model;
   if (!(options.distill >= 0.0f && options.distill <= 1.0f))
     throw Error("distillation weight must be in [0, 1]");
+  if (!(options.sign_ste_range > 0.0f)) throw Error("sign STE range must be positive");
   std::vector<QatLinear> linears = init_quantizers(
       latent, slice_rows(images, 0, std::min(options.init_count, count)), options);
   const Tensor teacher =
@@ -509,7 +510,11 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
           for (int64_t k = 0; k < in; ++k) {
             const float w = linear.weight()[o * in + k];
             step_gradient += dw[o * in + k] * q.weight[o].step_gradient(w);
-            if (!q.weight[o].passes(w)) dw[o * in + k] = 0;
+            // Sign-binary: a wider STE window than LSQ's |w| < s (docs/qat.md, measured).
+            const bool through = q.weight[o].sign
+                                     ? std::fabs(w) < options.sign_ste_range * q.weight[o].step
+                                     : q.weight[o].passes(w);
+            if (!through) dw[o * in + k] = 0;
           }
           step_total[2 * j + 1][o] = step_gradient * q.weight_gradient_scale;
         }
