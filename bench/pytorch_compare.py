@@ -69,6 +69,11 @@ def parse_args():
     parser.add_argument("--eager", action="store_true",
                         help="time PyTorch's eager modules instead of a traced, frozen TorchScript "
                              "graph (eager pays Python dispatch per layer: slower at small batches)")
+    parser.add_argument("--input", choices=("test", "random"), default="test",
+                        help="pixels lowbit is timed on: the dataset's test images (its first layer "
+                             "skips background pixels) or uniform random ones, its worst case "
+                             "(default: %(default)s). PyTorch's dense GEMMs take the same time on "
+                             "any values.")
     parser.add_argument("--work-dir", help="where lowbit model files go (default: a temporary folder)")
     parser.add_argument("--json", metavar="FILE", help="also write the table's rows to FILE")
     args = parser.parse_args()
@@ -249,8 +254,9 @@ def time_lowbit(args, model, batch, threads):
     """(images/s, kernel) of one `lowbit bench` run: one warm-up call, then the mean over --seconds."""
     report = json.loads(run_lowbit(args, "bench", "--model", model, "--batch", str(batch),
                                    "--threads", str(threads), "--seconds", str(args.seconds),
-                                   "--json"))
-    return report["results"][0]["images_per_s"], report["kernel"]
+                                   "--input", args.input, "--json"))
+    return (report["results"][0]["images_per_s"],
+            f"{report['input_kernel']} (first layer) + {report['kernel']}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +288,7 @@ def measure(torch, args, lowbit_models, torch_models):
              "bits": bits, "batch": batch, "threads": threads, "images_per_s": speed}
             for (engine, bits, batch, threads), speed in best.items()]
     notes = [f"lowbit {bits}-bit: kernel {kernel}" for bits, kernel in sorted(kernels.items())]
+    notes.append(f"lowbit input: {'test images' if args.input == 'test' else 'random pixels'} (--input)")
     if set_blas_threads is None:
         notes.append("PyTorch float: no OpenBLAS found; its BLAS threads were left as they were")
     return rows, notes

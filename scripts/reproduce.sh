@@ -8,9 +8,9 @@ lowbit=build/tools/lowbit
 [ -x "$lowbit" ] || scripts/setup.sh
 out=results/reproduce
 mkdir -p "$out"
-methods=minmax,percentile,mse,kl,mse_pc,gptq,best,loss_aware
+methods=minmax,percentile,mse,kl,mse_pc,gptq,adaround,best,loss_aware
 { echo "# $(date -u +%FT%TZ) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
-       "$(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"; } | tee "$out/machine.txt"
+       "$(nproc --all) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"; } | tee "$out/machine.txt"
 
 for seed in 0 1 2; do
   $lowbit train --dataset mnist --seed "$seed" --epochs 10 --out "$out/fc_mnist_seed$seed.lbm"
@@ -19,7 +19,7 @@ for seed in 0 1 2; do
 done
 
 $lowbit train --dataset fashion-mnist --seed 0 --epochs 10 --out "$out/fc_fashion_seed0.lbm"
-$lowbit sweep --model "$out/fc_fashion_seed0.lbm" --methods minmax,mse,gptq,best,loss_aware \
+$lowbit sweep --model "$out/fc_fashion_seed0.lbm" --methods minmax,mse,gptq,adaround,best,loss_aware \
   --out-dir "$out/fashion-mnist" | tee "$out/fashion-mnist.txt"
 
 model="$out/fc_mnist_seed0.lbm"

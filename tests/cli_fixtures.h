@@ -24,10 +24,11 @@ inline std::string slurp(const std::string& path) {
 }
 
 // Runs the CLI with `args` seeing only `dir`'s data: no LOWBIT_DATA_DIR, no cache, no system data.
-inline CliRun run_cli(const std::string& dir, const std::string& args) {
+// `env`: extra "NAME=value" settings.
+inline CliRun run_cli(const std::string& dir, const std::string& args, const std::string& env = "") {
   const std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
   const std::string command = "env -u LOWBIT_DATA_DIR HOME=" + dir + "/home XDG_CACHE_HOME=" + dir +
-                              "/cache LOWBIT_SYSTEM_DATA_ROOT=" + dir + "/system " +
+                              "/cache LOWBIT_SYSTEM_DATA_ROOT=" + dir + "/system " + env + " " +
                               LOWBIT_CLI_PATH + " " + args + " >" + out + " 2>" + err;
   const int status = std::system(command.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};

@@ -182,6 +182,30 @@ TEST(Cli, QuantizeEvalAndInferThroughTheIntegerEngine) {
   ASSERT_EQ(idx.exit_code, 0) << idx.err;
   EXPECT_EQ(std::count(idx.out.begin(), idx.out.end(), '\n'), 3) << idx.out;
 
+  // Every first-layer kernel this CPU runs gives the same logits, hence the same printed
+  // classes and probabilities, as the reference.
+  const std::string infer_many = "infer --model " + dir + "/q.lbq --limit 50 " + dir +
+                                 "/data/mnist/t10k-images-idx3-ubyte.gz";
+  const CliRun by_ref = run_cli(dir, infer_many, "LOWBIT_PIXEL_KERNEL=ref LOWBIT_KERNEL=ref");
+  ASSERT_EQ(by_ref.exit_code, 0) << by_ref.err;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("fma")) {
+    for (const char* kernel : {"avx2", "sparse_avx2"}) {
+      const CliRun run = run_cli(dir, infer_many, std::string("LOWBIT_PIXEL_KERNEL=") + kernel);
+      ASSERT_EQ(run.exit_code, 0) << run.err;
+      EXPECT_EQ(run.out, by_ref.out) << kernel;
+    }
+  }
+  expect_clean_failure(run_cli(dir, infer_many, "LOWBIT_PIXEL_KERNEL=fast"), "LOWBIT_PIXEL_KERNEL=fast");
+
+  const CliRun bench = run_cli(dir, "bench --model " + dir + "/q.lbq --batch 1,70 --threads 1 --seconds 0.01" + data);
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  EXPECT_NE(bench.out.find("mnist test images"), std::string::npos) << bench.out;
+  const CliRun bench_random =
+      run_cli(dir, "bench --model " + dir + "/q.lbq --batch 3 --threads 1 --seconds 0.01 --input random --json");
+  ASSERT_EQ(bench_random.exit_code, 0) << bench_random.err;
+  EXPECT_NE(bench_random.out.find("\"input\": \"random pixels\""), std::string::npos) << bench_random.out;
+  expect_clean_failure(run_cli(dir, "bench --model " + dir + "/q.lbq --input noise"), "--input");
+
   write_gray_png(dir + "/a.png", 2, 3, 200);
   write_gray_png(dir + "/b.png", 2, 3, 10);
   const CliRun png = run_cli(dir, "infer --model " + dir + "/q.lbq " + dir + "/a.png " + dir + "/b.png");
@@ -194,6 +218,15 @@ TEST(Cli, QuantizeEvalAndInferThroughTheIntegerEngine) {
                        "wrong.png");
   expect_clean_failure(run_cli(dir, "infer --model " + dir + "/m.lbm " + dir + "/a.png"),
                        "not a quantized model");
+
+  const CliRun adaround = run_cli(dir, "quantize --model " + dir + "/m.lbm --bits 3 --method adaround --out " +
+                                          dir + "/q3.lbq" + data);
+  ASSERT_EQ(adaround.exit_code, 0) << adaround.err;
+  EXPECT_NE(adaround.out.find("adaround"), std::string::npos) << adaround.out;
+  expect_clean_failure(run_cli(dir, "quantize --model " + dir + "/m.lbm --bits 3 --method best --rounding "
+                                    "adarond --out " + dir + "/q4.lbq" + data),
+                       "unknown rounding \"adarond\"");
+  EXPECT_FALSE(fs::exists(dir + "/q4.lbq"));
 
   std::string bytes = slurp(dir + "/q.lbq");
   bytes[bytes.size() / 3] ^= 0x10;

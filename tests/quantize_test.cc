@@ -1,4 +1,4 @@
-// Post-training quantization: hand-computed parameters, each calibration, GPTQ, bias correction,
+// Post-training quantization: hand-computed parameters, each calibration, GPTQ, AdaRound, bias correction,
 // the round-trip error bound per bit width, and integer engine vs simulation per preset.
 #include <gtest/gtest.h>
 
@@ -141,22 +141,100 @@ double layer_output_error(const Tensor& x, const Tensor& w, const std::vector<ui
   return std::sqrt(sum);
 }
 
-TEST(Gptq, ReducesLayerOutputErrorVersusNearest) {
-  SCOPED_TRACE(kSeed);
-  const int64_t count = 256, in = 32, out = 8;
-  // Correlated inputs, as real activations are: x = z A.
-  const std::vector<float> z = random_values(count * in, kSeed + 2);
-  const std::vector<float> a = random_values(in * in, kSeed + 3, 0.3f);
+// Correlated inputs, as real activations are: x = z A. [count, in]
+Tensor correlated_inputs(int64_t count, int64_t in, uint32_t seed) {
+  const std::vector<float> z = random_values(count * in, seed);
+  const std::vector<float> a = random_values(in * in, seed + 1, 0.3f);
   Tensor x({count, in});
   for (int64_t r = 0; r < count; ++r)
     for (int64_t j = 0; j < in; ++j)
       for (int64_t k = 0; k < in; ++k) x[r * in + j] += z[r * in + k] * a[k * in + j];
+  return x;
+}
+
+TEST(Gptq, ReducesLayerOutputErrorVersusNearest) {
+  SCOPED_TRACE(kSeed);
+  const int64_t count = 256, in = 32, out = 8;
+  const Tensor x = correlated_inputs(count, in, kSeed + 2);
   const Tensor w({out, in}, random_values(out * in, kSeed + 4));
   for (int bits : {2, 3, 4}) {
     const std::vector<QuantParams> params{minmax_params(range_of(w.values()), bits)};
     const double nearest = layer_output_error(x, w, round_to_nearest(w, params), params);
     const double gptq = layer_output_error(x, w, round_with_gptq(w, params, x), params);
     EXPECT_LT(gptq, 0.9 * nearest) << bits << " bits";
+  }
+}
+
+// Per tensor or per row, the minmax range of `w` times `shrink` (< 1 clips the largest weights).
+std::vector<QuantParams> shrunk_params(const Tensor& w, int bits, bool per_channel, float shrink) {
+  std::vector<QuantParams> params;
+  const int64_t rows = per_channel ? w.dim(0) : 1, size = per_channel ? w.row_size() : w.size();
+  for (int64_t row = 0; row < rows; ++row) {
+    const Range r = range_of(w.values().subspan(row * size, size));
+    params.push_back(minmax_params({r.min * shrink, r.max * shrink}, bits));
+  }
+  return params;
+}
+
+TEST(AdaRound, EachCodeIsTheFloorOrCeilingOfItsWeightInRange) {
+  SCOPED_TRACE(kSeed);
+  const int64_t count = 64, in = 24, out = 6;
+  const Tensor x = correlated_inputs(count, in, kSeed + 20);
+  const Tensor w({out, in}, random_values(out * in, kSeed + 22));
+  AdaRoundOptions options;
+  options.iterations = 200;
+  for (int bits = 1; bits <= 8; ++bits)
+    for (bool per_channel : {false, true})
+      for (float shrink : {1.0f, 0.6f}) {
+        SCOPED_TRACE(std::to_string(bits) + " bits, per channel " + std::to_string(per_channel) +
+                     ", range x" + std::to_string(shrink));
+        const std::vector<QuantParams> params = shrunk_params(w, bits, per_channel, shrink);
+        const std::vector<uint8_t> codes = round_with_adaround(w, params, x, x, options);
+        for (int64_t o = 0; o < out; ++o)
+          for (int64_t k = 0; k < in; ++k) {
+            const QuantParams& p = params.size() == 1 ? params[0] : params[o];
+            const int code = codes[o * in + k];
+            const int floor = static_cast<int>(std::floor(w[o * in + k] / p.scale)) + p.zero_point;
+            ASSERT_LE(code, p.qmax());
+            ASSERT_TRUE(code == std::clamp(floor, 0, p.qmax()) ||
+                        code == std::clamp(floor + 1, 0, p.qmax()))
+                << "weight " << w[o * in + k] << " scale " << p.scale << " code " << code;
+          }
+      }
+}
+
+TEST(AdaRound, ReconstructsTheLayerOutputNoWorseThanNearest) {
+  SCOPED_TRACE(kSeed);
+  const int64_t count = 256, in = 32, out = 8;
+  const Tensor x = correlated_inputs(count, in, kSeed + 2);
+  const Tensor w({out, in}, random_values(out * in, kSeed + 4));
+  for (int bits : {2, 3, 4})
+    for (bool per_channel : {false, true}) {
+      const std::vector<QuantParams> params = shrunk_params(w, bits, per_channel, 1.0f);
+      const double nearest = layer_output_error(x, w, round_to_nearest(w, params), params);
+      const double adaround = layer_output_error(x, w, round_with_adaround(w, params, x, x), params);
+      EXPECT_LE(adaround, nearest) << bits << " bits, per channel " << per_channel;
+    }
+}
+
+TEST(AdaRound, SameCodesOnEveryRun) {
+  SCOPED_TRACE(kSeed);
+  const Tensor x = correlated_inputs(128, 40, kSeed + 30);
+  const Tensor w({12, 40}, random_values(12 * 40, kSeed + 32));
+  const std::vector<QuantParams> params = shrunk_params(w, 3, true, 0.9f);
+  EXPECT_EQ(round_with_adaround(w, params, x, x), round_with_adaround(w, params, x, x));
+}
+
+TEST(Rounding, UnknownNameIsOneClearError) {
+  EXPECT_EQ(parse_rounding("adaround"), Rounding::adaround);
+  try {
+    parse_rounding("adarond");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("adarond"), std::string::npos) << message;
+    EXPECT_NE(message.find("adaround"), std::string::npos) << message;  // lists the known names
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   }
 }
 

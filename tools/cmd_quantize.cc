@@ -67,7 +67,7 @@ Action add_quantize_command(CLI::App& app) {
   cmd->add_option("--out", f->out, "quantized model file to write")->required();
   add_bit_flags(*cmd, f->bits);
   cmd->add_option("--method", f->method,
-                  "preset: minmax, percentile, mse, kl, mse_pc, gptq, best, loss_aware (flags below override it)")
+                  "preset: minmax, percentile, mse, kl, mse_pc, gptq, adaround, best, loss_aware (flags below override it)")
       ->capture_default_str();
   cmd->add_option("--calibration", f->act_calibration, "activation ranges: minmax, percentile, mse, kl, output_mse");
   cmd->add_option("--weight-calibration", f->weight_calibration, "weight ranges: minmax, mse or output_mse");
@@ -77,7 +77,7 @@ Action add_quantize_command(CLI::App& app) {
   cmd->add_flag("--symmetric", f->symmetric, "weights: symmetric range [-a, a]");
   cmd->add_flag("--bias-correction", f->bias_correction, "fold each layer's mean output error "
                 "into its bias");
-  cmd->add_option("--rounding", f->rounding, "weight rounding: nearest or gptq");
+  cmd->add_option("--rounding", f->rounding, "weight rounding: nearest, gptq or adaround");
   cmd->add_option("--layer-bits", f->layer_bits, "weight:act bits per Linear layer, e.g. 8:8,4:4,8:8");
   add_calibration_flag(*cmd, f->calibration);
   return [f] {

@@ -25,6 +25,7 @@ enum class Calibration {
 enum class Rounding {
   nearest,  // round each weight to its nearest code
   gptq,     // Frantar et al. 2022: column by column, error fed back through the inverse Hessian
+  adaround, // Nagel et al. 2020: up or down per weight, learned to reconstruct the layer's output
 };
 
 struct QuantOptions {
@@ -52,12 +53,12 @@ struct QuantOptions {
   bool loss_aware = false;
 };
 
-// The preset names: minmax, percentile, mse, kl, mse_pc, gptq, best, loss_aware.
+// The preset names: minmax, percentile, mse, kl, mse_pc, gptq, adaround, best, loss_aware.
 std::vector<std::string> quantization_methods();
 // The options a preset stands for, at the given bit widths. Throws on an unknown name.
 QuantOptions preset_options(const std::string& method, int weight_bits, int act_bits);
 Calibration parse_calibration(const std::string& name);  // "minmax", "percentile", "mse", "kl", "output_mse"
-Rounding parse_rounding(const std::string& name);        // "nearest", "gptq"
+Rounding parse_rounding(const std::string& name);        // "nearest", "gptq", "adaround"
 
 // One Linear layer, quantized.
 struct QuantizedLinearPlan {

@@ -43,7 +43,8 @@ class QuantizedModel {
   int act_bits() const;
   int64_t weight_bytes() const;  // packed weights only
   int64_t macs_per_image() const;  // multiply-accumulates of one forward pass
-  const char* kernel_name() const;
+  const char* kernel_name() const;        // the qlinear kernel of every layer after the first
+  const char* input_kernel_name() const;  // the first layer's, which reads raw pixels
   nlohmann::json metadata;       // copied from the float model, plus quantization facts
   nlohmann::json summary() const;  // per layer: shapes, bits, scales, zero points
 
@@ -52,6 +53,7 @@ class QuantizedModel {
 
  private:
   friend struct QuantizedModelAccess;
+  void prepare_input_layer();  // the first layer's pixel-kernel layout; after build and load
   Shape input_shape_;
   int64_t channels_ = 1;
   std::vector<uint8_t> input_table_;  // [channels, 256]: pixel value -> first layer's input code

@@ -1,8 +1,9 @@
-// The one place that picks a qlinear kernel: CPUID at run time, or LOWBIT_KERNEL to force one.
+// The one place that picks kernels: CPUID at run time, or LOWBIT_KERNEL / LOWBIT_PIXEL_KERNEL to force one.
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "kernels/pixel_linear.h"
 #include "kernels/qlinear_impl.h"
 #include "lowbit/error.h"
 
@@ -35,6 +36,24 @@ const QLinearKernel& choose_kernel() {
   return qlinear_u8_ref();
 }
 
+const PixelLinearKernel& choose_pixel_kernel() {
+  const char* forced = std::getenv("LOWBIT_PIXEL_KERNEL");
+  if (forced && *forced) {
+    const std::string wanted = forced;
+    for (const PixelLinearKernel* kernel : all_pixel_linear_kernels()) {
+      const std::string name = kernel->name();
+      if (name != wanted && name != "pixel_linear_" + wanted) continue;
+      if (!kernel->available()) throw Error("LOWBIT_PIXEL_KERNEL=" + wanted + ": this CPU cannot run " + name);
+      return *kernel;
+    }
+    throw Error("LOWBIT_PIXEL_KERNEL=" + wanted + " is not one of ref, avx2, avx512vnni, sparse_avx2");
+  }
+  // The sparse kernel needs only AVX2, which every CPU with a non-reference qlinear kernel has.
+  const auto& kernels = all_pixel_linear_kernels();
+  if (&best_qlinear_kernel() == &qlinear_u8_ref() || !kernels.back()->available()) return *kernels.front();
+  return *kernels.back();
+}
+
 }  // namespace
 
 // CPU feature checks live here only; each kernel's available() asks these.
@@ -54,6 +73,11 @@ const QLinearKernel& best_qlinear_kernel() {
   // Chosen once, thread-safely; a bad LOWBIT_KERNEL throws, and throws again on the next call
   // (a static whose initializer throws stays uninitialized).
   static const QLinearKernel& chosen = choose_kernel();
+  return chosen;
+}
+
+const PixelLinearKernel& best_pixel_linear_kernel() {
+  static const PixelLinearKernel& chosen = choose_pixel_kernel();
   return chosen;
 }
 

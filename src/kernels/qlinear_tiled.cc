@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/call_constants.h"
 #include "kernels/qlinear_impl.h"
 #include "kernels/qlinear_ukernel.h"
 #include "lowbit/error.h"
@@ -61,46 +62,8 @@ void block_weights(const PackedWeights& packed, TiledWeights& t) {
   }
 }
 
-// Per-call constants, folded so the micro-kernel only adds them (all mod 2^32). With the layout's c:
-//   sum_k (w - wz)(x - xz) = dot(wc, x) - xz * sum(wc) + (c - wz) * (sum(x) - K * xz)
-// and acc = bias + 2^s * that sum. The cross terms belong to the sum, so they are shifted here, and
-// the micro-kernel shifts only dot(wc, x); multiplication by 2^s distributes over + mod 2^32, so
-// this equals the reference's (sum mod 2^32) << s bit for bit:
-//   col_const = bias + 2^s * (-xz * sum(wc) - (c - wz) * K * xz),  row_factor = 2^s * (c - wz)
-struct CallConstants {
-  std::vector<int32_t> col_const, row_factor, multiplier, shift;
-};
-
 void fill_constants(const TiledWeights& w, const QLinearArgs& a, CallConstants& c) {
-  // Grow only, never assign: every entry used is written below, and batch 1 should not pay for
-  // memsets.
-  const size_t np = static_cast<size_t>(w.np);
-  if (c.col_const.size() < np) {
-    c.col_const.resize(np);
-    c.row_factor.resize(np);
-    c.multiplier.resize(np);
-    c.shift.resize(np);
-  }
-  const uint32_t centre = static_cast<uint32_t>(w.centre);
-  const uint32_t xz = static_cast<uint32_t>(a.x_zero_point);
-  const uint32_t K = static_cast<uint32_t>(w.cols);
-  // Distinct arrays (restrict) so the loop vectorizes; it runs for every call, also at batch 1.
-  int32_t* __restrict col_const = c.col_const.data();
-  int32_t* __restrict row_factor = c.row_factor.data();
-  const int32_t* __restrict bias = a.bias;
-  const int32_t* __restrict w_zero_point = a.w_zero_point;
-  const int32_t* __restrict wc_sum = w.wc_sum.data();
-  const int s = a.acc_shift;
-  for (int64_t n = 0; n < w.rows; ++n) {
-    const uint32_t factor = centre - static_cast<uint32_t>(w_zero_point[n]);
-    const uint32_t cross = 0u - xz * static_cast<uint32_t>(wc_sum[n]) - factor * K * xz;
-    col_const[n] = static_cast<int32_t>(static_cast<uint32_t>(bias[n]) + (cross << s));
-    row_factor[n] = static_cast<int32_t>(factor << s);
-  }
-  std::copy(a.multiplier, a.multiplier + w.rows, c.multiplier.begin());
-  std::copy(a.shift, a.shift + w.rows, c.shift.begin());
-  for (int64_t n = w.rows; n < w.np; ++n)  // padding features: computed, never stored
-    c.col_const[n] = c.row_factor[n] = c.multiplier[n] = c.shift[n] = 0;
+  fill_call_constants(a, w.rows, w.np, w.cols, w.centre, w.wc_sum.data(), c);
 }
 
 // Rows [m0, m0 + mr) of x into the zero-padded tile buffer, with their sums.

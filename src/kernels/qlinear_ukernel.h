@@ -68,3 +68,40 @@ void qlinear_ukernel_4x16c2__avx2_s16(const QLinearTile& tile);
 void qlinear_ukernel_4x16c4__avx512vnni(const QLinearTile& tile);
 
 }  // namespace lowbit::kernels
+
+namespace lowbit::kernels {
+
+// The sparse first layer (pixel_linear.h): rows of raw pixels against weights blocked as
+//   int16 [ceil(np / 64) blocks][pairs = ceil(K / 2)][width of the block: 64, or the rest][2 k]
+// holding wc = w - centre (zero for k >= K and n >= N). For each row it lists the pixel pairs
+// (2j, 2j + 1) with a non-zero pixel and their code deltas d = x - bg packed as two int16, starts
+// every feature at background_dot[n] = dot(wc[n], bg), adds vpmaddwd(d pair, wc pair) per listed
+// pair, and hands the dot products with x_sum = background_sum + sum(d) to the output stage.
+// With w8 (int8, same layout) it uses vpmaddubsw on the two deltas as bytes instead: 16 features
+// a multiply instead of 8.
+inline constexpr int64_t kPairIndexSlack = 8;  // pair_index slots written past the count
+struct PixelRowsArgs {
+  int64_t rows = 0;
+  const uint8_t* pixels = nullptr;   // [rows][pixel_stride]
+  int64_t pixel_stride = 0;
+  int64_t K = 0;
+  const uint8_t* table = nullptr;    // [channels][256]
+  int64_t per_channel = 0;
+  bool one_channel = true;
+  const int16_t* delta_table = nullptr;  // [channels][256]: table[c][p] - table[c][0]
+  const int16_t* w = nullptr;
+  // When set, the same weights as int8 for vpmaddubsw on byte deltas (all deltas >= 0, act_bits <= 7),
+  // summed in int16 over byte_chunk pairs at a time before widening.
+  const int8_t* w8 = nullptr;
+  int64_t byte_chunk = 0;
+  int64_t pairs = 0;
+  const int32_t* background_dot = nullptr;  // [np]
+  int32_t background_sum = 0;
+  int32_t* pair_index = nullptr;     // scratch, [pairs + kPairIndexSlack]
+  int32_t* pair_delta = nullptr;     // scratch, [pairs]
+  QLinearTile tile;                  // the output stage's fields; y_u8 / y_i32 point at row 0
+};
+
+void pixel_linear_rows__avx2_sparse(const PixelRowsArgs& args);
+
+}  // namespace lowbit::kernels

@@ -28,6 +28,9 @@ struct IntegerLinear {
   float input_scale = 1.0f, output_scale = 1.0f;
   std::vector<float> weight_scale;    // [out]
   std::unique_ptr<kernels::PreparedWeights> prepared;
+  // First layer only: the pixel kernel's layout (kernels/pixel_linear.h), which maps raw pixels to
+  // input codes itself.
+  std::unique_ptr<kernels::PreparedWeights> pixel_prepared;
 
   // The code width the kernel runs: weights.bits, or 2 for sign-binary weights.
   int kernel_weight_bits() const { return sign_weights ? 2 : weights.bits; }
@@ -36,6 +39,9 @@ struct IntegerLinear {
   // Runs the layer on `batch` rows: x [batch, x_stride] codes -> y [batch, y_stride].
   void run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8_t* y_codes, int32_t* y_logits,
            int64_t y_stride) const;
+  // The same from raw pixels [batch, x_stride] through the pixel table given to pixel_prepared.
+  void run_pixels(const uint8_t* pixels, int64_t x_stride, int64_t batch, uint8_t* y_codes,
+                  int32_t* y_logits, int64_t y_stride) const;
 };
 
 }  // namespace lowbit

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/pixel_linear.h"
 #include "kernels/requantize.h"
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
@@ -17,16 +18,6 @@ namespace {
 // Rows per chunk of batch inference: each chunk runs through every layer while its
 // activations are still in cache, and chunks go to OpenMP threads.
 constexpr int64_t kChunkRows = 64;
-
-// dst[j] = table[src[j]]. Byte stores may alias anything, so without restrict the compiler
-// reloads every pointer after each store (measured: 45 % of FC_NN inference time). GCC's
-// vectorized byte gather is slower than plain loads here, hence no-tree-vectorize.
-__attribute__((optimize("no-tree-vectorize"))) void map_pixels(const uint8_t* __restrict src,
-                                                               uint8_t* __restrict dst,
-                                                               const uint8_t* __restrict table,
-                                                               int64_t count) {
-  for (int64_t j = 0; j < count; ++j) dst[j] = table[src[j]];
-}
 
 // The largest accumulator shift build() uses: 2^-16 of a product of codes is finer than any bias
 // needs, and it leaves the 1-3 bit layers of FC_NN far inside the int32 bound.
@@ -76,25 +67,41 @@ int choose_acc_shift(int64_t in_features, int weight_bits, int act_bits, const s
 
 }  // namespace
 
-void IntegerLinear::run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8_t* y_codes,
-                        int32_t* y_logits, int64_t y_stride) const {
+namespace {
+
+kernels::QLinearArgs linear_args(const IntegerLinear& layer, const uint8_t* x, int64_t x_stride, int64_t batch,
+                                 uint8_t* y_codes, int32_t* y_logits, int64_t y_stride) {
   kernels::QLinearArgs args;
   args.batch = batch;
   args.x = x;
   args.x_stride = x_stride;
-  args.x_zero_point = input_zero_point;
-  args.bias = bias.data();
-  args.w_zero_point = weight_zero_point.data();
-  args.multiplier = multiplier.data();
-  args.shift = shift.data();
-  args.acc_shift = acc_shift;
-  args.out_zero_point = output_zero_point;
-  args.out_min = output_min;
-  args.out_max = output_max;
+  args.x_zero_point = layer.input_zero_point;
+  args.bias = layer.bias.data();
+  args.w_zero_point = layer.weight_zero_point.data();
+  args.multiplier = layer.multiplier.data();
+  args.shift = layer.shift.data();
+  args.acc_shift = layer.acc_shift;
+  args.out_zero_point = layer.output_zero_point;
+  args.out_min = layer.output_min;
+  args.out_max = layer.output_max;
   args.y_u8 = y_codes;
   args.y_i32 = y_logits;
   args.y_stride = y_stride;
-  kernels::best_qlinear_kernel().run(*prepared, args);
+  return args;
+}
+
+}  // namespace
+
+void IntegerLinear::run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8_t* y_codes,
+                        int32_t* y_logits, int64_t y_stride) const {
+  kernels::best_qlinear_kernel().run(*prepared,
+                                     linear_args(*this, x, x_stride, batch, y_codes, y_logits, y_stride));
+}
+
+void IntegerLinear::run_pixels(const uint8_t* pixels, int64_t x_stride, int64_t batch, uint8_t* y_codes,
+                               int32_t* y_logits, int64_t y_stride) const {
+  kernels::best_pixel_linear_kernel().run(
+      *pixel_prepared, linear_args(*this, pixels, x_stride, batch, y_codes, y_logits, y_stride));
 }
 
 void IntegerLinear::prepare_kernel() {
@@ -208,6 +215,7 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
     q.layers_.push_back(std::move(layer));
   }
   q.logit_scale_ = q.layers_.back()->output_scale;
+  q.prepare_input_layer();
   nlohmann::json layer_bits = nlohmann::json::array();
   for (const QuantizedLinearPlan& p : plan.layers)
     layer_bits.push_back({{"weight_bits", p.weight.front().bits},
@@ -225,6 +233,7 @@ int64_t QuantizedModel::num_classes() const { return layers_.back()->out_feature
 int QuantizedModel::weight_bits() const { return layers_.front()->weights.bits; }
 int QuantizedModel::act_bits() const { return layers_.front()->act_bits; }
 const char* QuantizedModel::kernel_name() const { return kernels::best_qlinear_kernel().name(); }
+const char* QuantizedModel::input_kernel_name() const { return kernels::best_pixel_linear_kernel().name(); }
 
 int64_t QuantizedModel::weight_bytes() const {
   int64_t bytes = 0;
@@ -238,20 +247,30 @@ int64_t QuantizedModel::macs_per_image() const {
   return macs;
 }
 
+void QuantizedModel::prepare_input_layer() {
+  kernels::PixelTable table;
+  table.per_channel = input_size() / channels_;
+  table.codes = input_table_;
+  IntegerLinear& first = *layers_.front();
+  first.pixel_prepared = kernels::best_pixel_linear_kernel().prepare(first.weights, first.act_bits, table);
+}
+
 void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const {
-  const int64_t features = input_size(), per_channel = features / channels_;
+  const int64_t features = input_size();
   const int64_t classes = num_classes();
   auto run_chunk = [&](int64_t begin, int64_t rows) {
-    // Two code buffers, ping-pong through the layers.
-    std::vector<uint8_t> a(rows * std::max(features, max_width_)), b(rows * max_width_);
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t c = 0; c < channels_; ++c) {
-        const int64_t at = i * features + c * per_channel;
-        map_pixels(pixels + begin * features + at, a.data() + at, input_table_.data() + c * 256,
-                   per_channel);
-      }
-    int64_t stride = features;
-    for (size_t l = 0; l < layers_.size(); ++l) {
+    // Two code buffers, ping-pong through the layers; the first layer reads the pixels themselves.
+    thread_local std::vector<uint8_t> a, b;
+    if (a.size() < static_cast<size_t>(rows * max_width_)) a.resize(static_cast<size_t>(rows * max_width_));
+    if (b.size() < static_cast<size_t>(rows * max_width_)) b.resize(static_cast<size_t>(rows * max_width_));
+    const IntegerLinear& first = *layers_.front();
+    if (layers_.size() == 1) {
+      first.run_pixels(pixels + begin * features, features, rows, nullptr, logits + begin * classes, classes);
+      return;
+    }
+    first.run_pixels(pixels + begin * features, features, rows, a.data(), nullptr, first.out_features);
+    int64_t stride = first.out_features;
+    for (size_t l = 1; l < layers_.size(); ++l) {
       const IntegerLinear& layer = *layers_[l];
       if (l + 1 == layers_.size()) {
         layer.run(a.data(), stride, rows, nullptr, logits + begin * classes, classes);
@@ -267,7 +286,9 @@ void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logit
     return;
   }
   const int64_t chunks = (batch + kChunkRows - 1) / kChunkRows;
-#pragma omp parallel for schedule(static)
+  // Handed out one at a time: on a shared machine a descheduled thread leaves its work to the other.
+  // Integer results do not depend on the partition.
+#pragma omp parallel for schedule(dynamic, 1)
   for (int64_t c = 0; c < chunks; ++c)
     run_chunk(c * kChunkRows, std::min(kChunkRows, batch - c * kChunkRows));
 }
@@ -317,7 +338,10 @@ nlohmann::json QuantizedModel::summary() const {
                       {"input_scale", l->input_scale},
                       {"input_zero_point", l->input_zero_point},
                       {"packed_bytes", l->weights.data.size()}});
-  return {{"input_shape", input_shape_}, {"kernel", kernel_name()}, {"layers", layers}};
+  return {{"input_shape", input_shape_},
+          {"kernel", kernel_name()},
+          {"input_kernel", input_kernel_name()},
+          {"layers", layers}};
 }
 
 }  // namespace lowbit

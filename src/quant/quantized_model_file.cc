@@ -165,6 +165,7 @@ struct QuantizedModelAccess {
     } catch (const nlohmann::json::exception&) {
       throw Error(path + ": header is missing a field or has one of the wrong type");
     }
+    m.prepare_input_layer();
     return m;
   }
 };
