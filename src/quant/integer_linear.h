@@ -34,7 +34,9 @@ struct IntegerLinear {
 
   // The code width the kernel runs: weights.bits, or 2 for sign-binary weights.
   int kernel_weight_bits() const { return sign_weights ? 2 : weights.bits; }
-  // Builds `prepared` from `weights` (expanding sign-binary codes) for the chosen kernel.
+  // The weights as the kernels take them: `weights`, or sign-binary codes expanded to 2 bits.
+  kernels::PackedWeights kernel_weights() const;
+  // Builds `prepared` from kernel_weights() for the chosen qlinear kernel.
   void prepare_kernel();
   // Runs the layer on `batch` rows: x [batch, x_stride] codes -> y [batch, y_stride].
   void run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8_t* y_codes, int32_t* y_logits,

@@ -104,19 +104,18 @@ void IntegerLinear::run_pixels(const uint8_t* pixels, int64_t x_stride, int64_t 
       *pixel_prepared, linear_args(*this, pixels, x_stride, batch, y_codes, y_logits, y_stride));
 }
 
-void IntegerLinear::prepare_kernel() {
-  if (!sign_weights) {
-    prepared = kernels::best_qlinear_kernel().prepare(weights, act_bits);
-    return;
-  }
+kernels::PackedWeights IntegerLinear::kernel_weights() const {
+  if (!sign_weights) return weights;
   // q in {0, 1} -> 2q in {0, 2}; with zero point 1 the kernels' exact sum of (w - z_w)(x - z_x)
   // sees 2q - 1 = -1 or +1, so no kernel needs to know about sign-binary weights.
   std::vector<uint8_t> codes(static_cast<size_t>(weights.rows * weights.cols));
   kernels::unpack_weights(weights, codes.data());
   for (uint8_t& c : codes) c = static_cast<uint8_t>(2 * c);
-  const kernels::PackedWeights expanded =
-      kernels::pack_weights(codes.data(), weights.rows, weights.cols, kernel_weight_bits());
-  prepared = kernels::best_qlinear_kernel().prepare(expanded, act_bits);
+  return kernels::pack_weights(codes.data(), weights.rows, weights.cols, kernel_weight_bits());
+}
+
+void IntegerLinear::prepare_kernel() {
+  prepared = kernels::best_qlinear_kernel().prepare(kernel_weights(), act_bits);
 }
 
 QuantizedModel::QuantizedModel() = default;
@@ -252,7 +251,8 @@ void QuantizedModel::prepare_input_layer() {
   table.per_channel = input_size() / channels_;
   table.codes = input_table_;
   IntegerLinear& first = *layers_.front();
-  first.pixel_prepared = kernels::best_pixel_linear_kernel().prepare(first.weights, first.act_bits, table);
+  first.pixel_prepared =
+      kernels::best_pixel_linear_kernel().prepare(first.kernel_weights(), first.act_bits, table);
 }
 
 void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const {
