@@ -234,5 +234,30 @@ TEST(Cli, QuantizeEvalAndInferThroughTheIntegerEngine) {
   expect_clean_failure(run_cli(dir, "eval --model " + dir + "/bad.lbq" + data), "checksum");
 }
 
+TEST(Cli, BinaryQatWritesAOneBitSignModelThatEvalReadsBack) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 200, 50);
+  const std::string data = " --data-dir " + dir + "/data";
+  ASSERT_EQ(run_cli(dir, "train --epochs 1 --out " + dir + "/m.lbm" + data).exit_code, 0);
+  const CliRun qat = run_cli(dir, "qat --model " + dir + "/m.lbm --bits 1 --epochs 1 --distill 0.5 "
+                                  "--no-progress --out " + dir + "/b.lbq" + data);
+  ASSERT_EQ(qat.exit_code, 0) << qat.err;
+  EXPECT_NE(qat.out.find("1-bit weights (sign"), std::string::npos) << qat.out;
+  // 1 bit per weight, rows byte-aligned: 6 pixels -> 64 -> 32 -> 10.
+  EXPECT_NE(qat.out.find(std::to_string(64 * 1 + 32 * 8 + 10 * 4) + " bytes"), std::string::npos)
+      << qat.out;
+  const CliRun eval = run_cli(dir, "eval --model " + dir + "/b.lbq" + data);
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_NE(eval.out.find("1-bit weights, 1-bit activations"), std::string::npos) << eval.out;
+  // The accuracy eval reports from the file is the one qat reported for the engine.
+  const size_t at = qat.out.find("integer engine ");
+  ASSERT_NE(at, std::string::npos);
+  const std::string accuracy = qat.out.substr(at + 15, qat.out.find('%', at) - at - 15);
+  EXPECT_NE(eval.out.find("accuracy " + accuracy + "%"), std::string::npos) << qat.out << eval.out;
+  expect_clean_failure(run_cli(dir, "qat --model " + dir + "/m.lbm --bits 1 --distill 2 --out " +
+                                        dir + "/c.lbq" + data),
+                       "--distill");
+}
+
 }  // namespace
 }  // namespace lowbit

@@ -8,10 +8,12 @@
 #include <cstdio>
 #include <random>
 
+#include "lowbit/error.h"
 #include "lowbit/layers.h"
 #include "lowbit/qat.h"
 #include "lowbit/quantize.h"
 #include "lowbit/quantized_model.h"
+#include "lowbit/simulated.h"
 
 namespace lowbit {
 namespace {
@@ -33,20 +35,18 @@ TEST(LsqQuantizer, FakeQuantizeIsQuantizeThenDequantize) {
   for (int bits = 1; bits <= 8; ++bits)
     for (bool ternary : {false, true}) {
       if (ternary && bits != 2) continue;
-      for (bool negative : {false, true}) {
-        LsqQuantizer q = weight_quantizer(bits, ternary, negative);
-        q.step = 0.037f;
-        const QuantParams p = q.params();
-        for (int i = 0; i < 2000; ++i) {
-          const float v = uniform_float(rng, -0.4f, 0.4f);
-          const int32_t code = q.code(v);
-          ASSERT_GE(code, 0);
-          ASSERT_LE(code, p.qmax());
-          ASSERT_EQ(q.fake_quantize(v), p.dequantize(code)) << "bits " << bits << " v " << v;
-          // Where the codes fill the b-bit range, the engine's own quantizer agrees.
-          if (q.negative + q.positive == p.qmax()) {
-            ASSERT_EQ(code, p.quantize(v));
-          }
+      LsqQuantizer q = weight_quantizer(bits, ternary);
+      q.step = 0.037f;
+      const QuantParams p = q.params();
+      for (int i = 0; i < 2000; ++i) {
+        const float v = uniform_float(rng, -0.4f, 0.4f);
+        const int32_t code = q.code(v);
+        ASSERT_GE(code, 0);
+        ASSERT_LE(code, p.qmax());
+        ASSERT_EQ(q.fake_quantize(v), p.dequantize(code)) << "bits " << bits << " v " << v;
+        // Where the codes fill the b-bit range (and for sign-binary), the engine's quantizer agrees.
+        if (q.sign || q.negative + q.positive == p.qmax()) {
+          ASSERT_EQ(code, p.quantize(v));
         }
       }
     }
@@ -54,9 +54,31 @@ TEST(LsqQuantizer, FakeQuantizeIsQuantizeThenDequantize) {
   EXPECT_EQ(t.params().zero_point, 1);
   EXPECT_EQ(t.code(10.0f), 2);
   EXPECT_EQ(t.code(-10.0f), 0);
-  const LsqQuantizer one = weight_quantizer(1, false, true);  // {-s, 0}
+  const LsqQuantizer one = weight_quantizer(1, false);  // sign-binary: {-s, +s}
+  EXPECT_TRUE(one.sign);
   EXPECT_EQ(one.fake_quantize(-10.0f), -one.step);
-  EXPECT_EQ(one.fake_quantize(10.0f), 0.0f);
+  EXPECT_EQ(one.fake_quantize(-1e-9f), -one.step);
+  EXPECT_EQ(one.fake_quantize(0.0f), one.step);
+  EXPECT_EQ(one.fake_quantize(10.0f), one.step);
+}
+
+TEST(LsqQuantizer, SignBinaryStepGradientAndClipRange) {
+  LsqQuantizer q = weight_quantizer(1, false);
+  q.step = 0.5f;  // levels {-0.5, 0.5}, clip range (-0.5, 0.5)
+  EXPECT_FLOAT_EQ(q.step_gradient(0.1f), 1.0f - 0.2f);    // sign(0.2) - 0.2
+  EXPECT_FLOAT_EQ(q.step_gradient(-0.3f), -1.0f + 0.6f);  // sign(-0.6) + 0.6
+  EXPECT_FLOAT_EQ(q.step_gradient(0.0f), 1.0f);           // sign(0) = +1, as the code
+  EXPECT_FLOAT_EQ(q.step_gradient(0.7f), 1.0f);           // above s: Qp = 1
+  EXPECT_FLOAT_EQ(q.step_gradient(-0.7f), -1.0f);         // below -s: -Qn = -1
+  EXPECT_TRUE(q.passes(0.49f));
+  EXPECT_TRUE(q.passes(-0.49f));
+  EXPECT_FALSE(q.passes(0.5f));
+  EXPECT_FALSE(q.passes(-0.6f));
+  EXPECT_FLOAT_EQ(lsq_gradient_scale(100, q), 0.1f);  // 1 / sqrt(100 * 1)
+  const QuantParams p = q.params();
+  EXPECT_TRUE(p.sign);
+  EXPECT_EQ(p.bits, 1);
+  EXPECT_EQ(p.scale, 0.5f);
 }
 
 TEST(LsqQuantizer, StraightThroughOnlyInsideTheClipRange) {
@@ -133,6 +155,34 @@ TEST(Qat, TwoBitQatBeatsMinmaxOnTheIntegerEngine) {
   EXPECT_GT(learned, minmax + 0.02);
 }
 
+// Binary weights and activations: the integer engine must run exactly what QAT trained.
+TEST(Qat, SignBinaryQatRunsOnTheEngineAsSimulatedAndBeatsMinmax) {
+  const Synthetic s = make_synthetic();
+  QuantOptions ptq;
+  ptq.weight_bits = ptq.act_bits = 1;
+  const double minmax =
+      QuantizedModel::build(s.model, plan_quantization(s.model, s.train_x, ptq)).evaluate(s.test).accuracy;
+  const QatResult qat = quantization_aware_training(s.model, s.train_x, s.train.labels, small_qat(1));
+  for (const QuantizedLinearPlan& p : qat.plan.layers) {
+    EXPECT_EQ(p.input.bits, 1);
+    for (const QuantParams& w : p.weight) EXPECT_TRUE(w.sign && w.bits == 1);
+    EXPECT_TRUE(std::ranges::all_of(p.weight_codes, [](uint8_t c) { return c <= 1; }));
+  }
+  const QuantizedModel engine = QuantizedModel::build(s.model, qat.plan);
+  EXPECT_EQ(engine.weight_bytes(), 64 * 2 + 32 * 8 + 10 * 4);  // 1 bit per weight, rows byte-aligned
+  const Evaluation integer = engine.evaluate(s.test);
+  const SimulatedModel simulated(qat.model, qat.plan);
+  const Evaluation sim = evaluate_with(
+      [&simulated](const Tensor& x, Tensor& y) { simulated.forward(x, y); }, s.test_x, s.test.labels);
+  int64_t same = 0;
+  for (int64_t i = 0; i < s.test.count; ++i) same += integer.predictions[i] == sim.predictions[i];
+  std::printf("synthetic 1-bit: minmax %.4f, QAT engine %.4f, simulated %.4f, agree %lld/%lld\n",
+              minmax, integer.accuracy, sim.accuracy, static_cast<long long>(same),
+              static_cast<long long>(s.test.count));
+  EXPECT_GE(same, s.test.count * 999 / 1000);
+  EXPECT_GT(integer.accuracy, minmax + 0.1);
+}
+
 void expect_same_results(const QatResult& r, const QatResult& t) {
   const QuantPlan &a = r.plan, &b = t.plan;
   const std::vector<Tensor> left = r.model.zero_gradients();  // shapes only
@@ -171,6 +221,26 @@ TEST(Qat, BitIdenticalAcrossRunsAndThreadCounts) {
   }
   SCOPED_TRACE("2 threads vs 1 thread");
   expect_same_results(a, c);
+}
+
+TEST(Qat, SignBinaryWithDistillationIsBitIdenticalAcrossThreadCounts) {
+  const Synthetic s = make_synthetic();
+  QatOptions options = small_qat(1);
+  options.epochs = 2;
+  options.batch_size = 100;
+  options.distill = 0.5f;
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const QatResult a = quantization_aware_training(s.model, s.train_x, s.train.labels, options);
+  omp_set_num_threads(1);
+  const QatResult b = quantization_aware_training(s.model, s.train_x, s.train.labels, options);
+  omp_set_num_threads(threads);
+  expect_same_results(a, b);
+  options.distill = 1.5f;
+  EXPECT_THROW(quantization_aware_training(s.model, s.train_x, s.train.labels, options), Error);
+  options.distill = 0.0f;
+  options.sign_ste_range = 0.0f;
+  EXPECT_THROW(quantization_aware_training(s.model, s.train_x, s.train.labels, options), Error);
 }
 
 }  // namespace

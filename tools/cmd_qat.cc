@@ -38,6 +38,12 @@ Action add_qat_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--step-lr", f->qat.step_learning_rate, "Adam learning rate of the steps")
       ->capture_default_str();
+  cmd->add_option("--distill", f->qat.distill,
+                  "weight of KL(float model || quantized) in the loss, 0..1 (0: labels only)")
+      ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option("--sign-ste-range", f->qat.sign_ste_range,
+                  "1-bit (sign) weights: the STE passes while |w| < range * step")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", f->qat.batch_size, "minibatch size")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_option("--seed", f->qat.seed, "shuffling seed")->capture_default_str();
@@ -64,7 +70,9 @@ Action add_qat_command(CLI::App& app) {
                                  {"learning_rate", options.learning_rate},
                                  {"step_learning_rate", options.step_learning_rate},
                                  {"seed", options.seed},
-                                 {"ternary", options.ternary}};
+                                 {"ternary", options.ternary},
+                                 {"distill", options.distill},
+                                 {"sign_ste_range", options.sign_ste_range}};
     quantized.save(f->out);
     const Tensor test_images = normalize_all(data, data.test);
     const SimulatedModel simulated(result.model, result.plan);
@@ -72,11 +80,17 @@ Action add_qat_command(CLI::App& app) {
         [&simulated](const Tensor& x, Tensor& y) { simulated.forward(x, y); }, test_images,
         data.test.labels);
     const Evaluation integer = quantized.evaluate(data.test);
+    int64_t same = 0;
+    for (int64_t i = 0; i < data.test.count; ++i) same += integer.predictions[i] == sim.predictions[i];
     std::printf("wrote %s: %d-bit weights%s, %d-bit activations, %lld bytes of packed weights\n"
-                "QAT %d epochs in %.1fs; test accuracy: integer engine %.2f%%, simulated %.2f%%\n",
-                f->out.c_str(), options.weight_bits, options.ternary ? " (ternary)" : "",
+                "QAT %d epochs in %.1fs; test accuracy: integer engine %.2f%%, simulated %.2f%%, "
+                "same prediction on %.2f%%\n",
+                f->out.c_str(), options.weight_bits,
+                options.ternary ? " (ternary)" : options.weight_bits == 1 ? " (sign, ±s)" : "",
                 options.act_bits, static_cast<long long>(quantized.weight_bytes()),
-                options.epochs, seconds, 100 * integer.accuracy, 100 * sim.accuracy);
+                options.epochs, seconds, 100 * integer.accuracy, 100 * sim.accuracy,
+                data.test.count ? 100.0 * static_cast<double>(same) / static_cast<double>(data.test.count)
+                                : 0.0);
     return 0;
   };
 }

@@ -13,7 +13,11 @@ struct IntegerLinear {
   int64_t in_features = 0, out_features = 0;
   int act_bits = 8;              // bits of the input codes
   int out_bits = 0;              // bits of the output codes; 0: int32 logits (last layer)
+  // The weights as stored (in the file, and as the model's size): packed at their own bits.
+  // Sign-binary layers (sign_weights) hold 1-bit codes q standing for scale * (2q - 1); the kernel
+  // gets them expanded to 2-bit codes 2q with weight_zero_point 1, i.e. (2q - 1) exactly.
   kernels::PackedWeights weights;
+  bool sign_weights = false;
   // acc = bias + 2^acc_shift * sum (qlinear.h): bias is at scale weight_scale[n] * input_scale /
   // 2^acc_shift, and the multipliers divide that 2^acc_shift back out.
   int32_t acc_shift = 0;              // 0..kernels::kMaxAccShift
@@ -28,6 +32,12 @@ struct IntegerLinear {
   // input codes itself.
   std::unique_ptr<kernels::PreparedWeights> pixel_prepared;
 
+  // The code width the kernel runs: weights.bits, or 2 for sign-binary weights.
+  int kernel_weight_bits() const { return sign_weights ? 2 : weights.bits; }
+  // The weights as the kernels take them: `weights`, or sign-binary codes expanded to 2 bits.
+  kernels::PackedWeights kernel_weights() const;
+  // Builds `prepared` from kernel_weights() for the chosen qlinear kernel.
+  void prepare_kernel();
   // Runs the layer on `batch` rows: x [batch, x_stride] codes -> y [batch, y_stride].
   void run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8_t* y_codes, int32_t* y_logits,
            int64_t y_stride) const;

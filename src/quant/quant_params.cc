@@ -9,6 +9,7 @@
 namespace lowbit {
 
 int32_t QuantParams::quantize(float x) const {
+  if (sign) return x >= 0.0f ? 1 : 0;  // 0 goes to +scale, as in the QAT quantizer
   const float q = std::nearbyint(x / scale) + static_cast<float>(zero_point);
   return static_cast<int32_t>(std::clamp(q, static_cast<float>(qmin()), static_cast<float>(qmax())));
 }
@@ -30,6 +31,15 @@ QuantParams minmax_params(Range range, int bits) {
   p.scale = (hi - lo) / static_cast<float>(p.qmax());
   p.zero_point = static_cast<int32_t>(
       std::clamp(std::nearbyint(-lo / p.scale), 0.0f, static_cast<float>(p.qmax())));
+  return p;
+}
+
+QuantParams sign_params(float scale) {
+  QuantParams p;
+  p.scale = scale;
+  p.zero_point = 0;
+  p.bits = 1;
+  p.sign = true;
   return p;
 }
 

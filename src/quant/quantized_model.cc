@@ -104,6 +104,20 @@ void IntegerLinear::run_pixels(const uint8_t* pixels, int64_t x_stride, int64_t 
       *pixel_prepared, linear_args(*this, pixels, x_stride, batch, y_codes, y_logits, y_stride));
 }
 
+kernels::PackedWeights IntegerLinear::kernel_weights() const {
+  if (!sign_weights) return weights;
+  // q in {0, 1} -> 2q in {0, 2}; with zero point 1 the kernels' exact sum of (w - z_w)(x - z_x)
+  // sees 2q - 1 = -1 or +1, so no kernel needs to know about sign-binary weights.
+  std::vector<uint8_t> codes(static_cast<size_t>(weights.rows * weights.cols));
+  kernels::unpack_weights(weights, codes.data());
+  for (uint8_t& c : codes) c = static_cast<uint8_t>(2 * c);
+  return kernels::pack_weights(codes.data(), weights.rows, weights.cols, kernel_weight_bits());
+}
+
+void IntegerLinear::prepare_kernel() {
+  prepared = kernels::best_qlinear_kernel().prepare(kernel_weights(), act_bits);
+}
+
 QuantizedModel::QuantizedModel() = default;
 QuantizedModel::~QuantizedModel() = default;
 QuantizedModel::QuantizedModel(QuantizedModel&&) noexcept = default;
@@ -142,13 +156,21 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
     layer->act_bits = p.input.bits;
     layer->input_zero_point = p.input.zero_point;
     layer->input_scale = p.input.scale;
+    // One storage form per layer: the packed weights have one width, sign-binary or affine.
+    const bool sign = p.weight.front().sign;
     const int weight_bits = p.weight.front().bits;
+    for (int64_t n = 0; n < p.out_features; ++n)
+      if (p.weight_params(n).sign != sign || p.weight_params(n).bits != weight_bits)
+        throw Error("layer " + std::to_string(l) + ": weight channels differ in bits or coding");
+    if (sign && weight_bits != 1) throw Error("sign-binary weights must have 1-bit codes");
+    layer->sign_weights = sign;
     layer->weights = kernels::pack_weights(p.weight_codes.data(), p.out_features, p.in_features,
                                            weight_bits);
     float max_weight_scale = 0;
     for (int64_t n = 0; n < p.out_features; ++n) {
       layer->weight_scale.push_back(p.weight_params(n).scale);
-      layer->weight_zero_point.push_back(p.weight_params(n).zero_point);
+      // Sign-binary: the zero point of the expanded codes {0, 2} (IntegerLinear::prepare_kernel).
+      layer->weight_zero_point.push_back(sign ? 1 : p.weight_params(n).zero_point);
       max_weight_scale = std::max(max_weight_scale, p.weight_params(n).scale);
     }
     if (last) {
@@ -172,8 +194,8 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
       accumulator_scale[n] = double{layer->weight_scale[n]} * double{p.input.scale};
       real_multiplier[n] = accumulator_scale[n] / double{layer->output_scale};
     }
-    const int s = choose_acc_shift(p.in_features, weight_bits, layer->act_bits, p.bias, accumulator_scale,
-                                   real_multiplier);
+    const int s = choose_acc_shift(p.in_features, layer->kernel_weight_bits(), layer->act_bits, p.bias,
+                                   accumulator_scale, real_multiplier);
     layer->acc_shift = s;
     // The logits keep the finer grid too: otherwise the last requantization would round the
     // precise bias away again. Scaling by 2^-s is exact in float and double, so M0 stays as it was
@@ -188,14 +210,16 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
       layer->shift.push_back(e);
     }
     q.max_width_ = std::max({q.max_width_, p.in_features, p.out_features});
-    layer->prepared = kernels::best_qlinear_kernel().prepare(layer->weights, layer->act_bits);
+    layer->prepare_kernel();
     q.layers_.push_back(std::move(layer));
   }
   q.logit_scale_ = q.layers_.back()->output_scale;
   q.prepare_input_layer();
   nlohmann::json layer_bits = nlohmann::json::array();
   for (const QuantizedLinearPlan& p : plan.layers)
-    layer_bits.push_back({{"weight_bits", p.weight.front().bits}, {"act_bits", p.input.bits}});
+    layer_bits.push_back({{"weight_bits", p.weight.front().bits},
+                          {"act_bits", p.input.bits},
+                          {"weight_coding", p.weight.front().sign ? "sign" : "affine"}});
   q.metadata["quantization"] = {{"method", plan.options.method},
                                 {"weight_bits", plan.options.weight_bits},
                                 {"act_bits", plan.options.act_bits},
@@ -227,7 +251,8 @@ void QuantizedModel::prepare_input_layer() {
   table.per_channel = input_size() / channels_;
   table.codes = input_table_;
   IntegerLinear& first = *layers_.front();
-  first.pixel_prepared = kernels::best_pixel_linear_kernel().prepare(first.weights, first.act_bits, table);
+  first.pixel_prepared =
+      kernels::best_pixel_linear_kernel().prepare(first.kernel_weights(), first.act_bits, table);
 }
 
 void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const {
@@ -306,6 +331,7 @@ nlohmann::json QuantizedModel::summary() const {
     layers.push_back({{"in_features", l->in_features},
                       {"out_features", l->out_features},
                       {"weight_bits", l->weights.bits},
+                      {"weight_coding", l->sign_weights ? "sign" : "affine"},
                       {"act_bits", l->act_bits},
                       {"acc_shift", l->acc_shift},
                       {"output", l->out_bits ? output_code_name(l->out_bits) : "int32 logits"},

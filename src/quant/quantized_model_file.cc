@@ -46,6 +46,11 @@ struct QuantizedModelAccess {
                         {"output_max", l->output_max},
                         {"input_scale", l->input_scale},
                         {"output_scale", l->output_scale}});
+      // Only sign-binary layers name their coding, so files without them stay version 1.
+      if (l->sign_weights) {
+        layers.back()["weight_coding"] = "sign";
+        c.version = 2;
+      }
       c.blobs.push_back(to_blob(l->weights.data));
       c.blobs.push_back(to_blob(l->bias));
       c.blobs.push_back(to_blob(l->weight_zero_point));
@@ -98,8 +103,19 @@ struct QuantizedModelAccess {
         l->output_max = j.at("output_max");
         l->input_scale = j.at("input_scale");
         l->output_scale = j.at("output_scale");
-        const bool last = i + 1 == layers.size();
         const std::string where = path + ": layer " + std::to_string(i);
+        if (j.contains("weight_coding")) {
+          const std::string coding = j.at("weight_coding").get<std::string>();
+          if (coding != "sign" && coding != "affine")
+            throw Error(where + ": unknown weight_coding \"" + coding + "\"");
+          // A version-1 reader would take sign codes for affine ones, so writers mark them v2.
+          if (coding == "sign" && c.version < 2)
+            throw Error(where + ": sign-binary weights in a version " + std::to_string(c.version) +
+                        " file");
+          l->sign_weights = coding == "sign";
+        }
+        if (l->sign_weights && bits != 1) throw Error(where + ": sign-binary weights must be 1-bit");
+        const bool last = i + 1 == layers.size();
         if (l->in_features != width || l->out_features < 1 ||
             l->out_features > kernels::kMaxInFeatures || l->in_features > kernels::kMaxInFeatures)
           throw Error(where + ": shapes do not chain");
@@ -133,6 +149,9 @@ struct QuantizedModelAccess {
         for (int64_t k = 0; k < n; ++k) {
           if (l->weight_zero_point[k] < 0 || l->weight_zero_point[k] > (1 << bits) - 1)
             throw Error(where + ": weight zero point out of range");
+          // Sign-binary: the zero point of the expanded codes {0, 2}, always 1.
+          if (l->sign_weights && l->weight_zero_point[k] != 1)
+            throw Error(where + ": sign-binary weight zero point is not 1");
           if (l->multiplier[k] < (1 << 30) || l->shift[k] < -31 || l->shift[k] > 30)
             throw Error(where + ": requantization constant out of range");
         }
@@ -140,7 +159,7 @@ struct QuantizedModelAccess {
           if (code > in_max) throw Error(path + ": input table code out of range");
         width = n;
         m.max_width_ = std::max({m.max_width_, l->in_features, l->out_features});
-        l->prepared = kernels::best_qlinear_kernel().prepare(l->weights, l->act_bits);
+        l->prepare_kernel();
         m.layers_.push_back(std::move(l));
       }
     } catch (const nlohmann::json::exception&) {

@@ -18,6 +18,7 @@
 namespace lowbit {
 
 int32_t LsqQuantizer::code(float v) const {
+  if (sign) return v >= 0.0f ? 1 : 0;
   const float q = std::clamp(std::nearbyint(v / step), static_cast<float>(-negative),
                              static_cast<float>(positive));
   return static_cast<int32_t>(q) + negative;
@@ -32,18 +33,27 @@ float LsqQuantizer::step_gradient(float v) const {
   const float r = v / step;
   if (r <= static_cast<float>(-negative)) return static_cast<float>(-negative);
   if (r >= static_cast<float>(positive)) return static_cast<float>(positive);
-  return std::nearbyint(r) - r;
+  return (sign ? (r >= 0.0f ? 1.0f : -1.0f) : std::nearbyint(r)) - r;
 }
 
-LsqQuantizer weight_quantizer(int bits, bool ternary, bool negative_side) {
+QuantParams LsqQuantizer::params() const {
+  if (sign) return sign_params(step);
+  QuantParams p;
+  p.scale = step;
+  p.zero_point = negative;
+  p.bits = bits;
+  return p;
+}
+
+LsqQuantizer weight_quantizer(int bits, bool ternary) {
   if (bits < 1 || bits > 8) throw Error("weight bits must be in 1..8");
   if (ternary) {
     if (bits != 2) throw Error("ternary weights need 2-bit codes");
-    return {1.0f, 1, 1, 2};
+    return {1.0f, 1, 1, 2, false};
   }
-  if (bits == 1) return negative_side ? LsqQuantizer{1.0f, 1, 0, 1} : LsqQuantizer{1.0f, 0, 1, 1};
+  if (bits == 1) return {1.0f, 1, 1, 1, true};
   const int32_t half = 1 << (bits - 1);
-  return {1.0f, half, half - 1, bits};
+  return {1.0f, half, half - 1, bits, false};
 }
 
 float lsq_gradient_scale(int64_t count, const LsqQuantizer& q) {
@@ -70,6 +80,8 @@ double fit_step(std::span<const float> values, LsqQuantizer& q) {
   std::vector<float> candidates;
   if (!values.empty())
     candidates.push_back(static_cast<float>(2 * sum_abs / values.size() / std::sqrt(levels)));
+  // Sign-binary: mean |v| is the least-squares scale (XNOR-Net's alpha, Rastegari et al. 2016).
+  if (q.sign && !values.empty()) candidates.push_back(static_cast<float>(sum_abs / values.size()));
   float cover = 0;
   if (q.positive > 0) cover = std::max(cover, hi / q.positive);
   if (q.negative > 0) cover = std::max(cover, -lo / q.negative);
@@ -253,16 +265,15 @@ void backward_shard(const Model& working, const std::vector<const QatLinear*>& a
   }
 }
 
-// Per Linear, its input on the calibration images through the float model, computed with the
-// fixed-order loops above: collect_linear_inputs goes through Eigen, whose blocking (and so the
-// sums) depends on the thread count, and the initial steps would follow.
-std::vector<Tensor> float_linear_inputs(const Model& model, const Tensor& calibration) {
-  std::vector<Tensor> inputs;
-  Tensor current = slice_rows(calibration, 0, calibration.dim(0)), next;
+// The float model on x with the fixed-order loops above; visit(input) sees each Linear's input.
+// (Linear::forward goes through Eigen, whose blocking, and so the sums, depend on the thread count.)
+template <typename Visit>
+Tensor float_forward(const Model& model, const Tensor& x, Visit&& visit) {
+  Tensor current = x, next;
   for (size_t i = 0; i < model.layer_count(); ++i) {
     const Layer& layer = model.layer(i);
     if (const auto* linear = dynamic_cast<const Linear*>(&layer)) {
-      inputs.push_back(current);
+      visit(current);
       const int64_t in = linear->in_features(), out = linear->out_features();
       std::vector<float> w_t(linear->weight().size());
       for (int64_t o = 0; o < out; ++o)
@@ -273,7 +284,51 @@ std::vector<Tensor> float_linear_inputs(const Model& model, const Tensor& calibr
     }
     std::swap(current, next);
   }
+  return current;
+}
+
+// Per Linear, its input on the calibration images through the float model (for the initial
+// steps, which must not depend on the thread count either).
+std::vector<Tensor> float_linear_inputs(const Model& model, const Tensor& calibration) {
+  std::vector<Tensor> inputs;
+  float_forward(model, slice_rows(calibration, 0, calibration.dim(0)),
+                [&inputs](const Tensor& input) { inputs.push_back(input); });
   return inputs;
+}
+
+// The float teacher's class probabilities on every image: [count, classes]. Rows are
+// independent, so the chunks may run on any thread.
+Tensor teacher_probabilities(const Model& model, const Tensor& images) {
+  const int64_t count = images.dim(0), chunk = 1024, chunks = (count + chunk - 1) / chunk;
+  std::vector<Tensor> parts(chunks);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c)
+    parts[c] = float_forward(model, slice_rows(images, c * chunk, std::min(chunk, count - c * chunk)),
+                             [](const Tensor&) {});
+  const int64_t classes = parts.front().row_size();
+  Tensor probs({count, classes});
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t j = 0; j < parts[c].size(); ++j) probs[c * chunk * classes + j] = std::exp(parts[c][j]);
+  return probs;
+}
+
+// Turns the NLL gradient d_output (-scale at each label) into that of
+// (1 - weight) NLL + weight KL(teacher || student); returns the loss summed over the rows.
+// teacher: [count, classes], rows picked by order[first + r].
+double add_distillation(const Tensor& log_probs, const Tensor& teacher,
+                        const std::vector<int64_t>& order, int64_t first, double nll_loss,
+                        float weight, float scale, Tensor& d_output) {
+  const int64_t n = log_probs.dim(0), classes = log_probs.row_size();
+  double kl = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* t = teacher.data() + order[first + r] * classes;
+    for (int64_t j = 0; j < classes; ++j) {
+      const int64_t at = r * classes + j;
+      d_output[at] = (1.0f - weight) * d_output[at] - weight * scale * t[j];
+      if (t[j] > 0.0f) kl += t[j] * (std::log(double{t[j]}) - log_probs[at]);
+    }
+  }
+  return (1.0 - weight) * nll_loss + weight * kl;
 }
 
 // Quantizers and their initial steps, from the float weights and the calibration inputs.
@@ -299,7 +354,7 @@ std::vector<QatLinear> init_quantizers(const Model& model, const Tensor& calibra
     // keeps the min/max zero point and learns only its step.
     const int32_t zero =
         linears.empty() ? minmax_params(range_of(input.values()), options.act_bits).zero_point : 0;
-    q.input = {1.0f, zero, (1 << options.act_bits) - 1 - zero, options.act_bits};
+    q.input = {1.0f, zero, (1 << options.act_bits) - 1 - zero, options.act_bits, false};
     fit_step(input.values(), q.input);
     q.input_step[0] = q.input.step;
     q.input_gradient_scale = lsq_gradient_scale(linear->in_features(), q.input);
@@ -309,11 +364,7 @@ std::vector<QatLinear> init_quantizers(const Model& model, const Tensor& calibra
     for (int64_t o = 0; o < out; ++o) {
       std::span<const float> row(linear->weight().data() + o * in, in);
       LsqQuantizer w = weight_quantizer(options.weight_bits, options.ternary);
-      double error = fit_step(row, w);
-      if (options.weight_bits == 1 && !options.ternary) {  // pick the side that fits better
-        LsqQuantizer negative = weight_quantizer(1, false, true);
-        if (fit_step(row, negative) < error) w = negative;
-      }
+      fit_step(row, w);
       q.weight.push_back(w);
       q.weight_step[o] = w.step;
     }
@@ -365,8 +416,13 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
 
   QatResult result{float_model.clone(), {}, {}};
   Model& latent = result.model;
+  if (!(options.distill >= 0.0f && options.distill <= 1.0f))
+    throw Error("distillation weight must be in [0, 1]");
+  if (!(options.sign_ste_range > 0.0f)) throw Error("sign STE range must be positive");
   std::vector<QatLinear> linears = init_quantizers(
       latent, slice_rows(images, 0, std::min(options.init_count, count)), options);
+  const Tensor teacher =
+      options.distill > 0.0f ? teacher_probabilities(float_model, images) : Tensor{};
   Model working = latent.clone();
 
   std::vector<const QatLinear*> at_layer(latent.layer_count(), nullptr);
@@ -431,6 +487,9 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
         const Tensor& log_probs = forward_shard(working, at_layer, s);
         s.correct = 0;
         s.loss = nll(log_probs, shard_labels.data(), &s.d_output, scale, &s.correct);
+        if (options.distill > 0.0f)
+          s.loss = add_distillation(log_probs, teacher, order, first, s.loss, options.distill, scale,
+                                    s.d_output);
         for (Tensor& g : s.gradients) g.fill(0.0f);
         std::fill(s.input_step_gradients.begin(), s.input_step_gradients.end(), 0.0f);
         backward_shard(working, at_layer, first_parameter, linear_index, s);
@@ -451,7 +510,11 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
           for (int64_t k = 0; k < in; ++k) {
             const float w = linear.weight()[o * in + k];
             step_gradient += dw[o * in + k] * q.weight[o].step_gradient(w);
-            if (!q.weight[o].passes(w)) dw[o * in + k] = 0;
+            // Sign-binary: a wider STE window than LSQ's |w| < s (docs/qat.md, measured).
+            const bool through = q.weight[o].sign
+                                     ? std::fabs(w) < options.sign_ste_range * q.weight[o].step
+                                     : q.weight[o].passes(w);
+            if (!through) dw[o * in + k] = 0;
           }
           step_total[2 * j + 1][o] = step_gradient * q.weight_gradient_scale;
         }

@@ -44,7 +44,7 @@ std::string encode_container(Container container) {
   container.header["blobs"] = sizes;
   const std::string header = container.header.dump();
   std::string out(kContainerMagic, sizeof kContainerMagic);
-  put_u32(out, kContainerVersion);
+  put_u32(out, container.version);
   put_u32(out, static_cast<uint32_t>(header.size()));
   out += header;
   for (const auto& blob : container.blobs) out += blob;
@@ -78,6 +78,7 @@ Container read_container(const std::string& path, const std::string& kind) {
   if (header_length > body - kFixedHeader) throw Error(path + ": header length exceeds file");
 
   Container container;
+  container.version = version;
   try {
     container.header = nlohmann::json::parse(bytes.begin() + kFixedHeader,
                                              bytes.begin() + kFixedHeader + header_length);

@@ -11,12 +11,15 @@
 namespace lowbit {
 
 inline constexpr char kContainerMagic[8] = {'L', 'O', 'W', 'B', 'I', 'T', 'M', 'F'};
-inline constexpr uint32_t kContainerVersion = 1;
+// The newest format version this lowbit reads. Version 2 added sign-binary weight layers to
+// quantized files; writers use the lowest version that holds their content (Container::version).
+inline constexpr uint32_t kContainerVersion = 2;
 inline constexpr int64_t kContainerMaxBytes = int64_t{1} << 30;
 
 struct Container {
   nlohmann::json header;           // must hold "kind"; "blobs" is filled in by encode
   std::vector<std::string> blobs;  // raw little-endian payloads, in order
+  uint32_t version = 1;            // written as is; read_container sets the file's
 };
 
 // Serializes to bytes (the header gains "blobs": [sizes]).
