@@ -201,9 +201,7 @@ class SparseKernel final : public PixelLinearKernel {
     const CallConstants& c = constants;
     for_each_chunk(a.batch, [&](int64_t begin, int64_t rows) {
       thread_local std::vector<int32_t> scratch;
-      const int64_t index_slots = w.pairs + kPairIndexSlack;
-      if (scratch.size() < static_cast<size_t>(index_slots + w.pairs))
-        scratch.resize(static_cast<size_t>(index_slots + w.pairs));
+      if (scratch.size() < static_cast<size_t>(2 * w.pairs)) scratch.resize(static_cast<size_t>(2 * w.pairs));
       PixelRowsArgs r;
       r.rows = rows;
       r.pixels = a.x + begin * a.x_stride;
@@ -220,7 +218,7 @@ class SparseKernel final : public PixelLinearKernel {
       r.background_dot = w.background_dot.data();
       r.background_sum = w.background_sum;
       r.pair_index = scratch.data();
-      r.pair_delta = scratch.data() + index_slots;
+      r.pair_delta = scratch.data() + w.pairs;
       QLinearTile& t = r.tile;
       t.n = w.rows;
       t.col_const = c.col_const.data();

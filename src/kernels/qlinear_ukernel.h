@@ -79,7 +79,6 @@ namespace lowbit::kernels {
 // pair, and hands the dot products with x_sum = background_sum + sum(d) to the output stage.
 // With w8 (int8, same layout) it uses vpmaddubsw on the two deltas as bytes instead: 16 features
 // a multiply instead of 8.
-inline constexpr int64_t kPairIndexSlack = 8;  // pair_index slots written past the count
 struct PixelRowsArgs {
   int64_t rows = 0;
   const uint8_t* pixels = nullptr;   // [rows][pixel_stride]
@@ -88,7 +87,7 @@ struct PixelRowsArgs {
   const uint8_t* table = nullptr;    // [channels][256]
   int64_t per_channel = 0;
   bool one_channel = true;
-  const int16_t* delta_table = nullptr;  // [channels][256]: table[c][p] - table[c][0]
+  const int16_t* delta_table = nullptr;  // one channel: [256], table[p] - table[0]
   const int16_t* w = nullptr;
   // When set, the same weights as int8 for vpmaddubsw on byte deltas (all deltas >= 0, act_bits <= 7),
   // summed in int16 over byte_chunk pairs at a time before widening.
@@ -97,7 +96,7 @@ struct PixelRowsArgs {
   int64_t pairs = 0;
   const int32_t* background_dot = nullptr;  // [np]
   int32_t background_sum = 0;
-  int32_t* pair_index = nullptr;     // scratch, [pairs + kPairIndexSlack]
+  int32_t* pair_index = nullptr;     // scratch, [pairs]
   int32_t* pair_delta = nullptr;     // scratch, [pairs]
   QLinearTile tile;                  // the output stage's fields; y_u8 / y_i32 point at row 0
 };
