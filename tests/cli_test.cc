@@ -189,7 +189,7 @@ TEST(Cli, QuantizeEvalAndInferThroughTheIntegerEngine) {
   const CliRun by_ref = run_cli(dir, infer_many, "LOWBIT_PIXEL_KERNEL=ref LOWBIT_KERNEL=ref");
   ASSERT_EQ(by_ref.exit_code, 0) << by_ref.err;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("fma")) {
-    for (const char* kernel : {"avx2", "sparse_avx2"}) {
+    for (const char* kernel : {"avx2", "sparse_only_avx2", "sparse_avx2"}) {
       const CliRun run = run_cli(dir, infer_many, std::string("LOWBIT_PIXEL_KERNEL=") + kernel);
       ASSERT_EQ(run.exit_code, 0) << run.err;
       EXPECT_EQ(run.out, by_ref.out) << kernel;

@@ -46,7 +46,7 @@ const PixelLinearKernel& choose_pixel_kernel() {
       if (!kernel->available()) throw Error("LOWBIT_PIXEL_KERNEL=" + wanted + ": this CPU cannot run " + name);
       return *kernel;
     }
-    throw Error("LOWBIT_PIXEL_KERNEL=" + wanted + " is not one of ref, avx2, avx512vnni, sparse_avx2");
+    throw Error("LOWBIT_PIXEL_KERNEL=" + wanted + " is not one of ref, avx2, avx512vnni, sparse_only_avx2, sparse_avx2");
   }
   // The sparse kernel needs only AVX2, which every CPU with a non-reference qlinear kernel has.
   const auto& kernels = all_pixel_linear_kernels();

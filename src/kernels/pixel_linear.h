@@ -6,12 +6,14 @@
 // the kernel writes exactly what qlinear_u8_ref writes for x (QLinearArgs with x = the pixels).
 //
 // "pixel_linear_<qlinear kernel>" maps every pixel, then runs that qlinear kernel. The sparse kernel
-// ("pixel_linear_sparse_avx2") uses that a pixel of value 0 has the background code
+// ("pixel_linear_sparse_only_avx2") uses that a pixel of value 0 has the background code
 // bg[k] = table[c(k) * 256] and contributes a constant: with d[k] = x[k] - bg[k],
 //   dot(wc[n], x) = dot(wc[n], bg) + sum over k with p[k] != 0 of wc[n][k] * d[k]
 // where dot(wc, bg) is computed once at prepare time. On MNIST 19 % of pixels (88 of 392 pixel
 // pairs) are not 0, so the first layer costs a quarter of a dense one. Bit-exact: the identity
 // holds in integers and every term fits int32 (docs/kernels.md, "Sparse first layer").
+// "pixel_linear_sparse_avx2", the default, runs each chunk of 64 rows sparse unless more than 60 %
+// of its pixel pairs hold ink, and then maps it and runs the dense kernel (random pixels, CIFAR).
 #pragma once
 
 #include <cstdint>
@@ -43,7 +45,8 @@ class PixelLinearKernel {
 
 // Every pixel kernel compiled in: the reference (map + qlinear_u8_ref) first.
 const std::vector<const PixelLinearKernel*>& all_pixel_linear_kernels();
-// The one to use: LOWBIT_PIXEL_KERNEL ("ref", "avx2", "avx512vnni", "sparse_avx2") if set;
+// The one to use: LOWBIT_PIXEL_KERNEL ("ref", "avx2", "avx512vnni", "sparse_only_avx2",
+// "sparse_avx2") if set;
 // otherwise the sparse kernel when AVX2 is there and best_qlinear_kernel() is not the reference
 // (LOWBIT_KERNEL=ref gives the reference everywhere), else map + best_qlinear_kernel().
 const PixelLinearKernel& best_pixel_linear_kernel();

@@ -197,4 +197,19 @@ void pixel_linear_rows__avx2_sparse(const PixelRowsArgs& r) {
   }
 }
 
+int64_t pixel_pairs_active__avx2(const uint8_t* pixels, int64_t stride, int64_t rows, int64_t K) {
+  int64_t active = 0;
+  for (int64_t m = 0; m < rows; ++m) {
+    const uint8_t* px = pixels + m * stride;
+    int64_t k0 = 0;
+    for (; k0 + 32 <= K; k0 += 32) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(px + k0));
+      const uint32_t nonzero = ~static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())));
+      active += _mm_popcnt_u32((nonzero | (nonzero >> 1)) & 0x55555555u);
+    }
+    for (int64_t k = k0; k < K; k += 2) active += px[k] || (k + 1 < K && px[k + 1]);
+  }
+  return active;
+}
+
 }  // namespace lowbit::kernels

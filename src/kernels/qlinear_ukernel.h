@@ -102,5 +102,8 @@ struct PixelRowsArgs {
 };
 
 void pixel_linear_rows__avx2_sparse(const PixelRowsArgs& args);
+// How many pixel pairs (2j, 2j + 1), j < ceil(K / 2), hold a non-zero pixel, over `rows` rows of
+// pixels [rows][stride].
+int64_t pixel_pairs_active__avx2(const uint8_t* pixels, int64_t stride, int64_t rows, int64_t K);
 
 }  // namespace lowbit::kernels
