@@ -35,4 +35,20 @@ void fill_call_constants(const QLinearArgs& a, int64_t N, int64_t np, int64_t K,
     c.col_const[n] = c.row_factor[n] = c.multiplier[n] = c.shift[n] = 0;
 }
 
+void set_output_stage(const QLinearArgs& a, int64_t N, const CallConstants& c, int64_t first_row,
+                      QLinearTile& tile) {
+  tile.n = N;
+  tile.col_const = c.col_const.data();
+  tile.row_factor = c.row_factor.data();
+  tile.multiplier = c.multiplier.data();
+  tile.shift = c.shift.data();
+  tile.acc_shift = a.acc_shift;
+  tile.out_zero_point = a.out_zero_point;
+  tile.out_min = a.out_min;
+  tile.out_max = a.out_max;
+  tile.y_stride = a.y_stride;
+  tile.y_u8 = a.y_u8 ? a.y_u8 + first_row * a.y_stride : nullptr;
+  tile.y_i32 = a.y_i32 ? a.y_i32 + first_row * a.y_stride : nullptr;
+}
+
 }  // namespace lowbit::kernels

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/qlinear.h"
+#include "kernels/qlinear_ukernel.h"
 
 namespace lowbit::kernels {
 
@@ -24,5 +25,10 @@ struct CallConstants {
 // but never shrinks it, so calls at batch 1 pay for no allocation or memset.
 void fill_call_constants(const QLinearArgs& a, int64_t N, int64_t np, int64_t K, int32_t centre,
                          const int32_t* wc_sum, CallConstants& c);
+
+// A tile's output-stage fields (qlinear_ukernel.h) from the call: N, these constants, acc_shift,
+// zero point and clamp, and y pointed at row `first_row`. The caller sets the input side.
+void set_output_stage(const QLinearArgs& a, int64_t N, const CallConstants& c, int64_t first_row,
+                      QLinearTile& tile);
 
 }  // namespace lowbit::kernels

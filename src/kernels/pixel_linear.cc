@@ -237,19 +237,7 @@ class SparseKernel final : public PixelLinearKernel {
       r.background_sum = w.background_sum;
       r.pair_index = scratch.data();
       r.pair_delta = scratch.data() + w.pairs;
-      QLinearTile& t = r.tile;
-      t.n = w.rows;
-      t.col_const = c.col_const.data();
-      t.row_factor = c.row_factor.data();
-      t.multiplier = c.multiplier.data();
-      t.shift = c.shift.data();
-      t.acc_shift = a.acc_shift;
-      t.out_zero_point = a.out_zero_point;
-      t.out_min = a.out_min;
-      t.out_max = a.out_max;
-      t.y_stride = a.y_stride;
-      t.y_u8 = a.y_u8 ? a.y_u8 + begin * a.y_stride : nullptr;
-      t.y_i32 = a.y_i32 ? a.y_i32 + begin * a.y_stride : nullptr;
+      set_output_stage(a, w.rows, c, begin, r.tile);
       pixel_linear_rows__avx2_sparse(r);
     });
   }

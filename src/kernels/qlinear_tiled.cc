@@ -86,20 +86,10 @@ void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants&
   int32_t x_sum[kTileRows];
   QLinearTile tile;
   tile.kp = w.kp;
-  tile.n = w.rows;
   tile.k_chunk = w.k_chunk;
   tile.x = buffer.data();
   tile.x_sum = x_sum;
   tile.w = w.w8.data();
-  tile.col_const = c.col_const.data();
-  tile.row_factor = c.row_factor.data();
-  tile.multiplier = c.multiplier.data();
-  tile.shift = c.shift.data();
-  tile.acc_shift = a.acc_shift;
-  tile.out_zero_point = a.out_zero_point;
-  tile.out_min = a.out_min;
-  tile.out_max = a.out_max;
-  tile.y_stride = a.y_stride;
   for (int64_t i = first_tile; i < end_tile; ++i) {
     const int64_t m0 = i * kTileRows;
     tile.mr = std::min<int64_t>(kTileRows, a.batch - m0);
@@ -108,8 +98,7 @@ void run_tiles(const TiledWeights& w, const QLinearArgs& a, const CallConstants&
     if (i + 1 < end_tile)
       for (int64_t m = m0 + kTileRows; m < std::min(a.batch, m0 + 2 * kTileRows); ++m)
         for (int64_t k = 0; k < w.cols; k += 64) __builtin_prefetch(a.x + m * a.x_stride + k);
-    tile.y_u8 = a.y_u8 ? a.y_u8 + m0 * a.y_stride : nullptr;
-    tile.y_i32 = a.y_i32 ? a.y_i32 + m0 * a.y_stride : nullptr;
+    set_output_stage(a, w.rows, c, m0, tile);
     w.ukernel(tile);
   }
 }
