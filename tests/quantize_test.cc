@@ -12,6 +12,7 @@
 #include "lowbit/quantized_model.h"
 #include "lowbit/simulated.h"
 #include "lowbit/train.h"
+#include "model_fixtures.h"
 #include "quant/calibration.h"
 #include "quant/rounding.h"
 
@@ -262,22 +263,8 @@ TEST(Calibration, OutputMseWeightsGiveNoLargerLayerErrorThanMse) {
   }
 }
 
-Model tiny_model(uint64_t seed) {
-  Model model = Model::from_description(Model::fc_nn_description({1, 4, 4}, 3));
-  model.init(seed);
-  model.metadata = {{"mean", {0.5}}, {"std", {0.25}}};
-  return model;
-}
-
-ImageSet random_images(int64_t count, uint32_t seed) {
-  ImageSet images;
-  images.count = count;
-  images.height = images.width = 4;
-  std::mt19937 gen(seed);
-  for (int64_t i = 0; i < count * 16; ++i) images.pixels.push_back(static_cast<uint8_t>(gen()));
-  for (int64_t i = 0; i < count; ++i) images.labels.push_back(static_cast<uint8_t>(gen() % 3));
-  return images;
-}
+using testing_models::random_images;
+using testing_models::tiny_model;
 
 TEST(BiasCorrection, MakesMeanOutputErrorNearZero) {
   SCOPED_TRACE(kSeed);

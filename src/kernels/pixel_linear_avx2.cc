@@ -96,6 +96,24 @@ inline void madd_accumulate(__m256i& acc, __m256i d, const int16_t* w) {
           : [d] "x"(d), [w] "m"(*reinterpret_cast<const __m256i*>(w)));
 }
 
+// acc[v] = dot(wc, bg) of features n0 + 8v .. n0 + 8v + 7: where every row's sum starts.
+template <int V>
+inline void start_at_background(const PixelRowsArgs& r, int64_t n0, __m256i (&acc)[V]) {
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v)
+    acc[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.background_dot + n0 + 8 * v));
+}
+
+// The output stage for features [n0, n0 + 8V), 16 at a time.
+template <int V>
+inline void finish(const QLinearTile& t, int64_t n0, const __m256i (&acc)[V]) {
+#pragma GCC unroll 4
+  for (int g = 0; g < V / 2; ++g) {
+    const __m256i pair_acc[1][2] = {{acc[2 * g], acc[2 * g + 1]}};
+    output_stage<1>(t, n0 + g * kTileCols, pair_acc);
+  }
+}
+
 // Features [n0, n0 + 8V) of one row: start at dot(wc, bg), add vpmaddwd(deltas, weights) for each
 // listed pair, then the output stage, 16 features at a time.
 template <int V>
@@ -103,20 +121,14 @@ void block(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64_t cou
   constexpr int64_t width = 8 * V;
   const int16_t* w = r.w + n0 * r.pairs * 2;
   __m256i acc[V];
-#pragma GCC unroll 8
-  for (int v = 0; v < V; ++v)
-    acc[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.background_dot + n0 + 8 * v));
+  start_at_background(r, n0, acc);
   for (int64_t i = 0; i < count; ++i) {
     const __m256i d = _mm256_set1_epi32(r.pair_delta[i]);
     const int16_t* pair = w + static_cast<int64_t>(r.pair_index[i]) * (2 * width);
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) madd_accumulate(acc[v], d, pair + 16 * v);
   }
-#pragma GCC unroll 4
-  for (int g = 0; g < V / 2; ++g) {
-    const __m256i pair_acc[1][2] = {{acc[2 * g], acc[2 * g + 1]}};
-    output_stage<1>(t, n0 + g * kTileCols, pair_acc);
-  }
+  finish(t, n0, acc);
 }
 
 // sum16 += vpmaddubsw(d, w[0..31]) in place (d unsigned bytes, w signed), as madd_accumulate.
@@ -134,9 +146,7 @@ void block_bytes(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64
   constexpr int64_t width = 16 * G;
   const int8_t* w = r.w8 + n0 * r.pairs * 2;
   __m256i acc[2 * G];
-#pragma GCC unroll 8
-  for (int v = 0; v < 2 * G; ++v)
-    acc[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.background_dot + n0 + 8 * v));
+  start_at_background(r, n0, acc);
   for (int64_t i0 = 0; i0 < count; i0 += r.byte_chunk) {
     const int64_t i_end = count - i0 < r.byte_chunk ? count : i0 + r.byte_chunk;
     __m256i sum16[G];
@@ -156,11 +166,7 @@ void block_bytes(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64
           _mm256_add_epi32(acc[2 * g + 1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(sum16[g], 1)));
     }
   }
-#pragma GCC unroll 4
-  for (int g = 0; g < G; ++g) {
-    const __m256i pair_acc[1][2] = {{acc[2 * g], acc[2 * g + 1]}};
-    output_stage<1>(t, n0 + g * kTileCols, pair_acc);
-  }
+  finish(t, n0, acc);
 }
 
 }  // namespace
