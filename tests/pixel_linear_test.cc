@@ -202,6 +202,26 @@ TEST_P(PixelLinearKernelTest, Int16SumsAtTheirBound) {
     }
 }
 
+TEST_P(PixelLinearKernelTest, IdentityTablesAndLongRows) {
+  // 8-bit codes of pixels over their full range: code = pixel, the sparse kernel's direct-delta
+  // listing. Row lengths around its 16-pixel step, up to the longest row qlinear accepts.
+  SCOPED_TRACE(seed_trace());
+  int i = 0;
+  for (int64_t K : {1, 2, 15, 16, 17, 31, 33, 784, 785, 32767}) {
+    Problem p;
+    p.per_channel = K;
+    p.N = K > 1000 ? 3 : 17 + i;
+    p.batch = K > 1000 ? 2 : 1 + i % 5;
+    p.wbits = 1 + i % 8;
+    p.abits = K > 1000 && i % 2 ? 4 : 8;
+    p.increasing_table = true;  // at 8 bits code = round(p * 255 / 255) = p
+    p.zero_fraction = (i % 4) / 3.0;
+    p.out_i32 = true;
+    ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+    ++i;
+  }
+}
+
 TEST_P(PixelLinearKernelTest, LargeBatchUsesThreads) {
   SCOPED_TRACE(seed_trace());
   Problem p;

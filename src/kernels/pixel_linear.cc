@@ -125,6 +125,9 @@ struct SparseWeights final : PreparedWeights {
   std::vector<int8_t> w8;               // the same as int8, for the vpmaddubsw path, or empty
   int64_t byte_chunk = 0;               // pairs summed in int16 on the vpmaddubsw path
   std::vector<int16_t> delta_table;     // [channels][256]: table[c][p] - table[c][0]
+  std::vector<int32_t> pair_delta_low;  // [256], one channel: delta_table[p] as uint16
+  std::vector<int32_t> pair_delta_high; // [256], one channel: delta_table[p] << 16
+  bool identity_deltas = false;         // one channel, delta_table[p] = p
   std::vector<int32_t> wc_sum;          // [N]
   std::vector<int32_t> background_dot;  // [np], dot(wc[n], bg) mod 2^32
   int32_t background_sum = 0;           // sum_k bg[k]
@@ -135,6 +138,7 @@ struct SparseWeights final : PreparedWeights {
 // kernel instead (adaptive kernel only): measured on FC_NN's first layer, sparse rows cost about
 // 0.3 us + 6 ns per active pair at 8 bits (4.4 ns at 4 bits), map-then-dense about 1.8 us.
 constexpr int64_t kDenseAbovePercent = 60;
+constexpr int64_t kDensitySample = 8;  // rows of a chunk that decide: 0, 8, 16, ...
 
 class SparseKernel final : public PixelLinearKernel {
  public:
@@ -167,6 +171,14 @@ class SparseKernel final : public PixelLinearKernel {
     for (int64_t c = 0; c < table.channels(); ++c)
       for (int p = 0; p < 256; ++p)
         w->delta_table.push_back(static_cast<int16_t>(table.codes[c * 256 + p] - table.codes[c * 256]));
+    w->identity_deltas = table.channels() == 1;
+    for (int p = 0; p < 256 && w->identity_deltas; ++p) w->identity_deltas = w->delta_table[p] == p;
+    if (table.channels() == 1)
+      for (int p = 0; p < 256; ++p) {
+        const uint32_t d = static_cast<uint16_t>(w->delta_table[p]);
+        w->pair_delta_low.push_back(static_cast<int32_t>(d));
+        w->pair_delta_high.push_back(static_cast<int32_t>(d << 16));
+      }
     // vpmaddubsw takes unsigned deltas: every code at least its channel's background code (true for
     // the increasing tables min/max quantization of pixels gives). Each int16 lane gains at most
     // 2 * (2^a - 1) * 2^(b-1) per pair (|wc| <= 2^(b-1)), so byte_chunk pairs stay exact in int16;
@@ -213,22 +225,27 @@ class SparseKernel final : public PixelLinearKernel {
     fill_call_constants(a, w.rows, w.np, w.cols, w.centre, w.wc_sum.data(), constants);
     const CallConstants& c = constants;
     for_each_chunk(a.batch, [&](int64_t begin, int64_t rows) {
-      if (w.dense && pixel_pairs_active__avx2(a.x + begin * a.x_stride, a.x_stride, rows, w.cols) * 100 >
-                         kDenseAbovePercent * rows * w.pairs) {
+      // The density of every kDensitySample-th row decides: counting every row cost 6 % of the engine.
+      const int64_t sampled = (rows + kDensitySample - 1) / kDensitySample;
+      if (w.dense && pixel_pairs_active__avx2(a.x + begin * a.x_stride, a.x_stride * kDensitySample, sampled,
+                                              w.cols) * 100 > kDenseAbovePercent * sampled * w.pairs) {
         run_mapped_rows(w.table, best_qlinear_kernel(), *w.dense, a, begin, rows);
         return;
       }
       thread_local std::vector<int32_t> scratch;
-      if (scratch.size() < static_cast<size_t>(2 * w.pairs)) scratch.resize(static_cast<size_t>(2 * w.pairs));
+      const size_t scratch_size = static_cast<size_t>(2 * (w.pairs + 8));  // 8 spare entries each
+      if (scratch.size() < scratch_size) scratch.resize(scratch_size);
       PixelRowsArgs r;
       r.rows = rows;
       r.pixels = a.x + begin * a.x_stride;
       r.pixel_stride = a.x_stride;
       r.K = w.cols;
-      r.table = w.table.codes.data();
+      r.channels = w.table.channels();
       r.per_channel = w.table.per_channel;
-      r.one_channel = w.table.channels() == 1;
       r.delta_table = w.delta_table.data();
+      r.pair_delta_low = w.pair_delta_low.data();
+      r.pair_delta_high = w.pair_delta_high.data();
+      r.identity_deltas = w.identity_deltas;
       r.w = w.w.data();
       r.w8 = w.w8.empty() ? nullptr : w.w8.data();
       r.byte_chunk = w.byte_chunk;
@@ -236,7 +253,7 @@ class SparseKernel final : public PixelLinearKernel {
       r.background_dot = w.background_dot.data();
       r.background_sum = w.background_sum;
       r.pair_index = scratch.data();
-      r.pair_delta = scratch.data() + w.pairs;
+      r.pair_delta = scratch.data() + w.pairs + 8;
       set_output_stage(a, w.rows, c, begin, r.tile);
       pixel_linear_rows__avx2_sparse(r);
     });

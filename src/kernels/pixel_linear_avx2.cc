@@ -2,9 +2,11 @@
 // int16 code deltas and weights (vpmaddubsw on byte deltas when act_bits <= 7). Compiled with -mavx2 -mfma -mbmi2.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/qlinear.h"
 #include "kernels/qlinear_simd256.h"
 #include "kernels/qlinear_ukernel.h"
 
@@ -18,72 +20,116 @@ inline int32_t pack_deltas(int32_t d0, int32_t d1) {
   return static_cast<int32_t>((static_cast<uint32_t>(d0) & 0xFFFFu) | (static_cast<uint32_t>(d1) << 16));
 }
 
-// Lists the pixel pairs of one row that hold a non-zero pixel: their index j (pixels 2j, 2j + 1)
-// and packed deltas. Returns the count; *delta_sum gets the sum of all deltas.
-int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum) {
-  const uint8_t* table = r.table;
-  const int64_t K = r.K;
-  int64_t count = 0;
-  int32_t sum = 0;
-  auto add_pair = [&](int64_t j) {
-    const int64_t k = 2 * j;
-    const int32_t p0 = px[k], p1 = k + 1 < K ? px[k + 1] : 0;
-    int32_t d0, d1;
-    if (r.one_channel) {
-      d0 = table[p0] - table[0];
-      d1 = table[p1] - table[0];
-    } else {
-      const uint8_t* t0 = table + (k / r.per_channel) * 256;
-      d0 = t0[p0] - t0[0];
-      d1 = 0;
-      if (k + 1 < K) {
-        const uint8_t* t1 = table + ((k + 1) / r.per_channel) * 256;
-        d1 = t1[p1] - t1[0];
-      }
-    }
-    r.pair_index[count] = static_cast<int32_t>(j);
-    r.pair_delta[count] = pack_deltas(d0, d1);
-    ++count;
-    sum += d0 + d1;
-  };
-  // Adds the pairs marked in `pairs` (bit 2i: pixels k0 + 2i, k0 + 2i + 1, both inside the row).
-  auto add_marked = [&](int64_t k0, uint64_t pairs) {
-    if (!r.one_channel) {
-      for (; pairs; pairs &= pairs - 1) add_pair((k0 + static_cast<int64_t>(_tzcnt_u64(pairs))) / 2);
-      return;
-    }
-    // One channel: one 16-bit load and two delta-table reads a pair.
-    const int16_t* delta = r.delta_table;
-    for (; pairs; pairs &= pairs - 1) {
-      const int64_t k = k0 + static_cast<int64_t>(_tzcnt_u64(pairs));
-      uint16_t two;
-      std::memcpy(&two, px + k, sizeof two);
-      const int32_t d0 = delta[two & 0xFF], d1 = delta[two >> 8];
-      r.pair_index[count] = static_cast<int32_t>(k / 2);
-      r.pair_delta[count] = pack_deltas(d0, d1);
-      ++count;
-      sum += d0 + d1;
-    }
-  };
-  // Bit i set when pixel k0 + i is not 0.
-  auto nonzero32 = [px](int64_t k0) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(px + k0));
-    return ~static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())));
-  };
-  // 64 pixels a step: one loop exit (and its branch miss) per 32 pairs rather than per 16.
+// kLeftPack[m] lists the set bits of the 8-bit mask m, lowest first, as vpermd lane numbers (the
+// rest 0): permuting 8 lanes by it moves the lanes m selects to the front, in order.
+struct LeftPackTable {
+  alignas(64) uint8_t lanes[256][8] = {};
+  constexpr LeftPackTable() {
+    for (int m = 0; m < 256; ++m)
+      for (int lane = 0, out = 0; lane < 8; ++lane)
+        if (m >> lane & 1) lanes[m][out++] = static_cast<uint8_t>(lane);
+  }
+};
+constexpr LeftPackTable kLeftPack;
+
+// Sum of the 8 int32 lanes of v.
+inline int32_t sum_lanes(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Calls step(k0, sixteen pixels) for k0 = 0, 16, ... < K; the last step gets zeros (background)
+// after pixel K - 1.
+template <typename Step>
+inline void for_each_16_pixels(const uint8_t* px, int64_t K, const Step& step) {
   int64_t k0 = 0;
-  for (; k0 + 64 <= K; k0 += 64) {
-    const uint64_t nonzero = nonzero32(k0) | (uint64_t{nonzero32(k0 + 32)} << 32);
-    add_marked(k0, (nonzero | (nonzero >> 1)) & 0x5555555555555555u);
+  for (; k0 + 16 <= K; k0 += 16) step(_mm_loadu_si128(reinterpret_cast<const __m128i*>(px + k0)));
+  if (k0 < K) {
+    alignas(16) uint8_t tail[16] = {};
+    std::memcpy(tail, px + k0, static_cast<size_t>(K - k0));
+    step(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
   }
-  if (k0 + 32 <= K) {
-    const uint64_t nonzero = nonzero32(k0);
-    add_marked(k0, (nonzero | (nonzero >> 1)) & 0x55555555u);
-    k0 += 32;
+}
+
+// The pairs among 8 int32 lanes that are not 0, as a mask, and the vpermd order that moves them to
+// the front.
+inline uint32_t ink_mask(__m256i lanes) {
+  const __m256i zero = _mm256_cmpeq_epi32(lanes, _mm256_setzero_si256());
+  return ~static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(zero))) & 0xFFu;
+}
+inline __m256i left_pack_order(uint32_t mask) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kLeftPack.lanes[mask])));
+}
+
+// How list_pairs finds a pixel's delta d = code - background code.
+enum class Deltas {
+  kIdentity,    // d = p: 8-bit codes of 8-bit pixels over their full range
+  kOneTable,    // one channel: pair_delta_low / pair_delta_high
+  kPerChannel,  // delta_table[channel of the pixel][p]
+};
+
+// Lists the pixel pairs of one row that hold a non-zero pixel: their index j (pixels 2j, 2j + 1)
+// in pair_index and packed deltas in pair_delta. Returns the count; *delta_sum gets the sum of all
+// deltas. Needs 8 spare entries after pair_index[pairs] and pair_delta[pairs].
+//
+// No data-dependent branch: 8 pairs a step, a compare against 0 gives the mask of pairs with ink,
+// and vpermd by kLeftPack[mask] stores their lanes contiguously. The loop over set bits this
+// replaced cost about 10 cycles a pair, most of them mispredicted loop exits (docs/performance.md).
+// kIdentity: zero-extending 16 pixels to int16 gives 8 packed delta pairs directly. Otherwise pass 1
+// lists each pair's pixels p0 | p1 << 8 with its index j << 16, and pass 2 looks up the deltas of
+// the listed pairs (independent iterations).
+template <Deltas kind>
+int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum) {
+  static_assert(kMaxInFeatures / 2 < 65536, "pass 1 holds pair indices in 16 bits");
+  int64_t count = 0;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i sum = _mm256_setzero_si256();
+  if constexpr (kind == Deltas::kIdentity) {
+    __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for_each_16_pixels(px, r.K, [&](__m128i pixels) {
+      const __m256i deltas = _mm256_cvtepu8_epi16(pixels);  // d0 | d1 << 16 a pair
+      const uint32_t ink = ink_mask(deltas);
+      const __m256i order = left_pack_order(ink);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r.pair_delta + count), _mm256_permutevar8x32_epi32(deltas, order));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r.pair_index + count), _mm256_permutevar8x32_epi32(index, order));
+      count += _mm_popcnt_u32(ink);
+      index = _mm256_add_epi32(index, _mm256_set1_epi32(8));
+      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(deltas, ones));  // d0 + d1, 0 without ink
+    });
+    *delta_sum = sum_lanes(sum);
+    return count;
   }
-  for (int64_t j = k0 / 2; j < r.pairs; ++j)
-    if (px[2 * j] || (2 * j + 1 < K && px[2 * j + 1])) add_pair(j);
-  *delta_sum = sum;
+  int32_t* list = r.pair_index;
+  __m256i index = _mm256_setr_epi32(0 << 16, 1 << 16, 2 << 16, 3 << 16, 4 << 16, 5 << 16, 6 << 16, 7 << 16);
+  for_each_16_pixels(px, r.K, [&](__m128i pixels) {
+    const __m256i lanes = _mm256_cvtepu16_epi32(pixels);  // p0 | p1 << 8 a pair
+    const uint32_t ink = ink_mask(lanes);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(list + count),
+                        _mm256_permutevar8x32_epi32(_mm256_or_si256(lanes, index), left_pack_order(ink)));
+    count += _mm_popcnt_u32(ink);
+    index = _mm256_add_epi32(index, _mm256_set1_epi32(8 << 16));
+  });
+  // Pass 2: the deltas, and the index in place of the listed lane.
+  for (int64_t i = 0; i < count; ++i) {
+    const uint32_t e = static_cast<uint32_t>(list[i]);
+    const uint32_t p0 = e & 0xFF, p1 = (e >> 8) & 0xFF, j = e >> 16;
+    if constexpr (kind == Deltas::kOneTable) {
+      r.pair_delta[i] = r.pair_delta_low[p0] | r.pair_delta_high[p1];
+    } else {
+      // Pixel 2j + 1 past the row's end is background (p1 = 0, delta 0) in the last channel.
+      const int64_t k = 2 * int64_t{j}, last = r.channels - 1;
+      const int64_t c0 = k / r.per_channel, c1 = std::min((k + 1) / r.per_channel, last);
+      r.pair_delta[i] = pack_deltas(r.delta_table[c0 * 256 + p0], r.delta_table[c1 * 256 + p1]);
+    }
+    list[i] = static_cast<int32_t>(j);
+  }
+  // Sum of all deltas: vpmaddwd by ones adds each pair's two int16 deltas; zeros pad the last step.
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(r.pair_delta + count), _mm256_setzero_si256());
+  for (int64_t i = 0; i < count; i += 8)
+    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.pair_delta + i)), ones));
+  *delta_sum = sum_lanes(sum);
   return count;
 }
 
@@ -177,7 +223,10 @@ void pixel_linear_rows__avx2_sparse(const PixelRowsArgs& r) {
   const int64_t np = (t.n + kTileCols - 1) / kTileCols * kTileCols;
   for (int64_t m = 0; m < r.rows; ++m) {
     int32_t delta_sum = 0;
-    const int64_t count = list_pairs(r, r.pixels + m * r.pixel_stride, &delta_sum);
+    const uint8_t* px = r.pixels + m * r.pixel_stride;
+    const int64_t count = r.identity_deltas ? list_pairs<Deltas::kIdentity>(r, px, &delta_sum)
+                          : r.channels == 1 ? list_pairs<Deltas::kOneTable>(r, px, &delta_sum)
+                                            : list_pairs<Deltas::kPerChannel>(r, px, &delta_sum);
     const int32_t x_sum = static_cast<int32_t>(static_cast<uint32_t>(r.background_sum) + static_cast<uint32_t>(delta_sum));
     t.x_sum = &x_sum;
     t.y_u8 = r.tile.y_u8 ? r.tile.y_u8 + m * t.y_stride : nullptr;

@@ -84,10 +84,12 @@ struct PixelRowsArgs {
   const uint8_t* pixels = nullptr;   // [rows][pixel_stride]
   int64_t pixel_stride = 0;
   int64_t K = 0;
-  const uint8_t* table = nullptr;    // [channels][256]
-  int64_t per_channel = 0;
-  bool one_channel = true;
-  const int16_t* delta_table = nullptr;  // one channel: [256], table[p] - table[0]
+  int64_t channels = 1;
+  int64_t per_channel = 0;           // pixels per channel
+  const int16_t* delta_table = nullptr;      // [channels][256]: table[c][p] - table[c][0]
+  const int32_t* pair_delta_low = nullptr;   // one channel: [256], delta_table[p] as uint16
+  const int32_t* pair_delta_high = nullptr;  // one channel: [256], delta_table[p] << 16
+  bool identity_deltas = false;      // one channel and delta_table[p] = p for every p
   const int16_t* w = nullptr;
   // When set, the same weights as int8 for vpmaddubsw on byte deltas (all deltas >= 0, act_bits <= 7),
   // summed in int16 over byte_chunk pairs at a time before widening.
@@ -96,8 +98,8 @@ struct PixelRowsArgs {
   int64_t pairs = 0;
   const int32_t* background_dot = nullptr;  // [np]
   int32_t background_sum = 0;
-  int32_t* pair_index = nullptr;     // scratch, [pairs]
-  int32_t* pair_delta = nullptr;     // scratch, [pairs]
+  int32_t* pair_index = nullptr;     // scratch, [pairs + 8]
+  int32_t* pair_delta = nullptr;     // scratch, [pairs + 8]
   QLinearTile tile;                  // the output stage's fields; y_u8 / y_i32 point at row 0
 };
 
