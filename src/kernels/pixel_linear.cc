@@ -121,9 +121,8 @@ struct SparseWeights final : PreparedWeights {
   int64_t np = 0;       // N rounded up to kTileCols
   int64_t pairs = 0;    // ceil(K / 2)
   int32_t centre = 0;   // wc = w - centre
-  std::vector<int16_t> w;               // qlinear_ukernel.h, PixelRowsArgs (vpmaddwd path)
-  std::vector<int8_t> w8;               // the same as int8, for the vpmaddubsw path, or empty
-  int64_t byte_chunk = 0;               // pairs summed in int16 on the vpmaddubsw path
+  std::vector<int8_t> w;                // qlinear_ukernel.h, PixelRowsArgs
+  int64_t byte_chunk = 0;               // pairs summed in int16 on the vpmaddubsw path, or 0
   std::vector<int16_t> delta_table;     // [channels][256]: table[c][p] - table[c][0]
   std::vector<int32_t> pair_delta_low;  // [256], one channel: delta_table[p] as uint16
   std::vector<int32_t> pair_delta_high; // [256], one channel: delta_table[p] << 16
@@ -138,7 +137,7 @@ struct SparseWeights final : PreparedWeights {
 // kernel instead (adaptive kernel only): measured on FC_NN's first layer, sparse rows cost about
 // 0.3 us + 6 ns per active pair at 8 bits (4.4 ns at 4 bits), map-then-dense about 1.8 us.
 constexpr int64_t kDenseAbovePercent = 60;
-constexpr int64_t kDensitySample = 8;  // rows of a chunk that decide: 0, 8, 16, ...
+constexpr int64_t kDensitySample = 32;  // rows of a chunk that decide: 0 and 32
 
 class SparseKernel final : public PixelLinearKernel {
  public:
@@ -188,10 +187,7 @@ class SparseKernel final : public PixelLinearKernel {
     const int64_t lane_bound = 2 * ((int64_t{1} << act_bits) - 1) * w->centre;
     const bool bytes = unsigned_deltas && lane_bound <= 32767;
     w->byte_chunk = bytes ? 32767 / lane_bound : 0;
-    if (bytes)
-      w->w8.assign(static_cast<size_t>(w->np * w->pairs * 2), 0);
-    else
-      w->w.assign(static_cast<size_t>(w->np * w->pairs * 2), 0);
+    w->w.assign(static_cast<size_t>(w->np * w->pairs * 2), 0);
     w->wc_sum.assign(static_cast<size_t>(N), 0);
     w->background_dot.assign(static_cast<size_t>(w->np), 0);
     for (int64_t n = 0; n < N; ++n) {
@@ -204,10 +200,7 @@ class SparseKernel final : public PixelLinearKernel {
         w->wc_sum[n] += wc;
         background_dot += static_cast<uint32_t>(wc) * static_cast<uint32_t>(background[k]);
         const int64_t at = block_start + ((k / 2) * width + lane) * 2 + k % 2;
-        if (bytes)
-          w->w8[at] = static_cast<int8_t>(wc);
-        else
-          w->w[at] = static_cast<int16_t>(wc);
+        w->w[at] = static_cast<int8_t>(wc);
       }
       w->background_dot[n] = static_cast<int32_t>(background_dot);
     }
@@ -247,7 +240,6 @@ class SparseKernel final : public PixelLinearKernel {
       r.pair_delta_high = w.pair_delta_high.data();
       r.identity_deltas = w.identity_deltas;
       r.w = w.w.data();
-      r.w8 = w.w8.empty() ? nullptr : w.w8.data();
       r.byte_chunk = w.byte_chunk;
       r.pairs = w.pairs;
       r.background_dot = w.background_dot.data();

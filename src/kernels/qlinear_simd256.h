@@ -87,11 +87,10 @@ inline void output_stage(const QLinearTile& t, int64_t n0, const __m256i (&acc)[
       if (nr == kTileCols) {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), y[0]);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8), y[1]);
-      } else {
-        alignas(32) int32_t tmp[kTileCols];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), y[0]);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 8), y[1]);
-        std::memcpy(out, tmp, nr * sizeof(int32_t));
+      } else {  // masked stores: a memcpy call here was 2 % of FC_NN's engine time (its 10 logits)
+        const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), count = _mm256_set1_epi32(static_cast<int32_t>(nr));
+        _mm256_maskstore_epi32(out, _mm256_cmpgt_epi32(count, lanes), y[0]);
+        _mm256_maskstore_epi32(out + 8, _mm256_cmpgt_epi32(count, _mm256_add_epi32(lanes, _mm256_set1_epi32(8))), y[1]);
       }
     } else {
       // Clamped to [out_min, out_max] within [0, 255], so both packs are exact.

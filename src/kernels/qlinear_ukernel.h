@@ -72,13 +72,13 @@ void qlinear_ukernel_4x16c4__avx512vnni(const QLinearTile& tile);
 namespace lowbit::kernels {
 
 // The sparse first layer (pixel_linear.h): rows of raw pixels against weights blocked as
-//   int16 [ceil(np / 64) blocks][pairs = ceil(K / 2)][width of the block: 64, or the rest][2 k]
-// holding wc = w - centre (zero for k >= K and n >= N). For each row it lists the pixel pairs
-// (2j, 2j + 1) with a non-zero pixel and their code deltas d = x - bg packed as two int16, starts
-// every feature at background_dot[n] = dot(wc[n], bg), adds vpmaddwd(d pair, wc pair) per listed
-// pair, and hands the dot products with x_sum = background_sum + sum(d) to the output stage.
-// With w8 (int8, same layout) it uses vpmaddubsw on the two deltas as bytes instead: 16 features
-// a multiply instead of 8.
+//   int8 [ceil(np / 64) blocks][pairs = ceil(K / 2)][width of the block: 64, or the rest][2 k]
+// holding wc = w - centre, in [-2^(b-1), 2^(b-1)) (zero for k >= K and n >= N). For each row it lists
+// the pixel pairs (2j, 2j + 1) with a non-zero pixel and their code deltas d = x - bg packed as two
+// int16, starts every feature at background_dot[n] = dot(wc[n], bg), adds vpmaddwd(d pair, wc pair)
+// per listed pair (the weights sign-extended to int16 on load), and hands the dot products with
+// x_sum = background_sum + sum(d) to the output stage. With byte_chunk > 0 it uses vpmaddubsw on the
+// two deltas as bytes instead: 16 features a multiply instead of 8.
 struct PixelRowsArgs {
   int64_t rows = 0;
   const uint8_t* pixels = nullptr;   // [rows][pixel_stride]
@@ -90,10 +90,9 @@ struct PixelRowsArgs {
   const int32_t* pair_delta_low = nullptr;   // one channel: [256], delta_table[p] as uint16
   const int32_t* pair_delta_high = nullptr;  // one channel: [256], delta_table[p] << 16
   bool identity_deltas = false;      // one channel and delta_table[p] = p for every p
-  const int16_t* w = nullptr;
-  // When set, the same weights as int8 for vpmaddubsw on byte deltas (all deltas >= 0, act_bits <= 7),
+  const int8_t* w = nullptr;
+  // 0: vpmaddwd on int16 deltas. Otherwise vpmaddubsw on byte deltas (all deltas >= 0, act_bits <= 7),
   // summed in int16 over byte_chunk pairs at a time before widening.
-  const int8_t* w8 = nullptr;
   int64_t byte_chunk = 0;
   int64_t pairs = 0;
   const int32_t* background_dot = nullptr;  // [np]
