@@ -124,8 +124,8 @@ struct SparseWeights final : PreparedWeights {
   std::vector<int8_t> w;                // qlinear_ukernel.h, PixelRowsArgs
   int64_t byte_chunk = 0;               // pairs summed in int16 on the vpmaddubsw path, or 0
   std::vector<int16_t> delta_table;     // [channels][256]: table[c][p] - table[c][0]
-  std::vector<int32_t> pair_delta_low;  // [256], one channel: delta_table[p] as uint16
-  std::vector<int32_t> pair_delta_high; // [256], one channel: delta_table[p] << 16
+  std::vector<int32_t> pair_delta_low;  // [256], one channel (qlinear_ukernel.h)
+  std::vector<int32_t> pair_delta_high; // [256], one channel
   bool identity_deltas = false;         // one channel, delta_table[p] = p
   std::vector<int32_t> wc_sum;          // [N]
   std::vector<int32_t> background_dot;  // [np], dot(wc[n], bg) mod 2^32
@@ -172,12 +172,6 @@ class SparseKernel final : public PixelLinearKernel {
         w->delta_table.push_back(static_cast<int16_t>(table.codes[c * 256 + p] - table.codes[c * 256]));
     w->identity_deltas = table.channels() == 1;
     for (int p = 0; p < 256 && w->identity_deltas; ++p) w->identity_deltas = w->delta_table[p] == p;
-    if (table.channels() == 1)
-      for (int p = 0; p < 256; ++p) {
-        const uint32_t d = static_cast<uint16_t>(w->delta_table[p]);
-        w->pair_delta_low.push_back(static_cast<int32_t>(d));
-        w->pair_delta_high.push_back(static_cast<int32_t>(d << 16));
-      }
     // vpmaddubsw takes unsigned deltas: every code at least its channel's background code (true for
     // the increasing tables min/max quantization of pixels gives). Each int16 lane gains at most
     // 2 * (2^a - 1) * 2^(b-1) per pair (|wc| <= 2^(b-1)), so byte_chunk pairs stay exact in int16;
@@ -187,6 +181,13 @@ class SparseKernel final : public PixelLinearKernel {
     const int64_t lane_bound = 2 * ((int64_t{1} << act_bits) - 1) * w->centre;
     const bool bytes = unsigned_deltas && lane_bound <= 32767;
     w->byte_chunk = bytes ? 32767 / lane_bound : 0;
+    // Pass 2 of the listing adds pair_delta_low[p0] + pair_delta_high[p1] (qlinear_ukernel.h).
+    if (table.channels() == 1)
+      for (int p = 0; p < 256; ++p) {
+        const uint32_t d = static_cast<uint16_t>(w->delta_table[p]);
+        w->pair_delta_low.push_back(static_cast<int32_t>(bytes ? d | d << 16 : d));
+        w->pair_delta_high.push_back(static_cast<int32_t>(bytes ? d << 8 | d << 16 : d << 16));
+      }
     w->w.assign(static_cast<size_t>(w->np * w->pairs * 2), 0);
     w->wc_sum.assign(static_cast<size_t>(N), 0);
     w->background_dot.assign(static_cast<size_t>(w->np), 0);

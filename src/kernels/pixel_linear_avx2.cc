@@ -71,16 +71,18 @@ enum class Deltas {
 };
 
 // Lists the pixel pairs of one row that hold a non-zero pixel: their index j (pixels 2j, 2j + 1)
-// in pair_index and packed deltas in pair_delta. Returns the count; *delta_sum gets the sum of all
-// deltas. Needs 8 spare entries after pair_index[pairs] and pair_delta[pairs].
+// in pair_index and packed deltas in pair_delta (as bytes when `bytes`: PixelRowsArgs). Returns the
+// count; *delta_sum gets the sum of all deltas. Needs 8 spare entries after pair_index[pairs] and
+// pair_delta[pairs].
 //
 // No data-dependent branch: 8 pairs a step, a compare against 0 gives the mask of pairs with ink,
 // and vpermd by kLeftPack[mask] stores their lanes contiguously. The loop over set bits this
 // replaced cost about 10 cycles a pair, most of them mispredicted loop exits (docs/performance.md).
-// kIdentity: zero-extending 16 pixels to int16 gives 8 packed delta pairs directly. Otherwise pass 1
+// kIdentity: zero-extending 16 pixels to int16 (to int32 per pair for bytes) gives 8 packed delta
+// pairs directly, and the sum of deltas is the sum of pixels. Otherwise pass 1
 // lists each pair's pixels p0 | p1 << 8 with its index j << 16, and pass 2 looks up the deltas of
 // the listed pairs (independent iterations).
-template <Deltas kind>
+template <Deltas kind, bool bytes>
 int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum) {
   static_assert(kMaxInFeatures / 2 < 65536, "pass 1 holds pair indices in 16 bits");
   int64_t count = 0;
@@ -90,17 +92,19 @@ int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum
   int32_t* const list = r.pair_index;
   if constexpr (kind == Deltas::kIdentity) {
     __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m128i pixel_sum = _mm_setzero_si128();
     for_each_16_pixels(px, r.K, [&](__m128i pixels) {
-      const __m256i deltas = _mm256_cvtepu8_epi16(pixels);  // d0 | d1 << 16 a pair
+      // d0 | d1 << 16 a pair, or d0 | d1 << 8 for bytes.
+      const __m256i deltas = bytes ? _mm256_cvtepu16_epi32(pixels) : _mm256_cvtepu8_epi16(pixels);
       const uint32_t ink = ink_mask(deltas);
       const __m256i order = left_pack_order(ink);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(delta_list + count), _mm256_permutevar8x32_epi32(deltas, order));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(list + count), _mm256_permutevar8x32_epi32(index, order));
       count += _mm_popcnt_u32(ink);
       index = _mm256_add_epi32(index, _mm256_set1_epi32(8));
-      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(deltas, ones));  // d0 + d1, 0 without ink
+      pixel_sum = _mm_add_epi64(pixel_sum, _mm_sad_epu8(pixels, _mm_setzero_si128()));
     });
-    *delta_sum = sum_lanes(sum);
+    *delta_sum = static_cast<int32_t>(_mm_cvtsi128_si64(pixel_sum) + _mm_extract_epi64(pixel_sum, 1));
     return count;
   }
   __m256i index = _mm256_setr_epi32(0 << 16, 1 << 16, 2 << 16, 3 << 16, 4 << 16, 5 << 16, 6 << 16, 7 << 16);
@@ -115,18 +119,27 @@ int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum
   // Pass 2: the deltas, and the index in place of the listed lane.
   const int32_t* const low = r.pair_delta_low;
   const int32_t* const high = r.pair_delta_high;
+  uint32_t byte_sum = 0;
   for (int64_t i = 0; i < count; ++i) {
     const uint32_t e = static_cast<uint32_t>(list[i]);
     const uint32_t p0 = e & 0xFF, p1 = (e >> 8) & 0xFF, j = e >> 16;
+    uint32_t packed;
     if constexpr (kind == Deltas::kOneTable) {
-      delta_list[i] = low[p0] | high[p1];
+      packed = static_cast<uint32_t>(low[p0]) + static_cast<uint32_t>(high[p1]);
     } else {
       // Pixel 2j + 1 past the row's end is background (p1 = 0, delta 0) in the last channel.
       const int64_t k = 2 * int64_t{j}, last = r.channels - 1;
       const int64_t c0 = k / r.per_channel, c1 = std::min((k + 1) / r.per_channel, last);
-      delta_list[i] = pack_deltas(r.delta_table[c0 * 256 + p0], r.delta_table[c1 * 256 + p1]);
+      const int32_t d0 = r.delta_table[c0 * 256 + p0], d1 = r.delta_table[c1 * 256 + p1];
+      packed = bytes ? static_cast<uint32_t>(d0 | d1 << 8 | (d0 + d1) << 16) : static_cast<uint32_t>(pack_deltas(d0, d1));
     }
+    if constexpr (bytes) byte_sum += packed >> 16;
+    delta_list[i] = static_cast<int32_t>(packed);
     list[i] = static_cast<int32_t>(j);
+  }
+  if constexpr (bytes) {
+    *delta_sum = static_cast<int32_t>(byte_sum);
+    return count;
   }
   // Sum of all deltas: vpmaddwd by ones adds each pair's two int16 deltas; zeros pad the last step.
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(delta_list + count), _mm256_setzero_si256());
@@ -204,8 +217,7 @@ void block_bytes(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64
 #pragma GCC unroll 4
     for (int g = 0; g < G; ++g) sum16[g] = _mm256_setzero_si256();
     for (int64_t i = i0; i < i_end; ++i) {
-      const uint32_t words = static_cast<uint32_t>(r.pair_delta[i]);  // d0 | d1 << 16, both >= 0
-      const __m256i d = _mm256_set1_epi16(static_cast<int16_t>((words & 0xFFu) | ((words >> 8) & 0xFF00u)));
+      const __m256i d = _mm256_set1_epi16(static_cast<int16_t>(r.pair_delta[i]));  // d0 | d1 << 8
       const int8_t* pair = w + static_cast<int64_t>(r.pair_index[i]) * (2 * width);
 #pragma GCC unroll 4
       for (int g = 0; g < G; ++g) maddubs_accumulate(sum16[g], d, pair + 32 * g);
@@ -229,9 +241,14 @@ void pixel_linear_rows__avx2_sparse(const PixelRowsArgs& r) {
   for (int64_t m = 0; m < r.rows; ++m) {
     int32_t delta_sum = 0;
     const uint8_t* px = r.pixels + m * r.pixel_stride;
-    const int64_t count = r.identity_deltas ? list_pairs<Deltas::kIdentity>(r, px, &delta_sum)
-                          : r.channels == 1 ? list_pairs<Deltas::kOneTable>(r, px, &delta_sum)
-                                            : list_pairs<Deltas::kPerChannel>(r, px, &delta_sum);
+    const bool bytes = r.byte_chunk > 0;
+    const int64_t count =
+        r.identity_deltas && bytes  ? list_pairs<Deltas::kIdentity, true>(r, px, &delta_sum)
+        : r.identity_deltas         ? list_pairs<Deltas::kIdentity, false>(r, px, &delta_sum)
+        : r.channels == 1 && bytes  ? list_pairs<Deltas::kOneTable, true>(r, px, &delta_sum)
+        : r.channels == 1           ? list_pairs<Deltas::kOneTable, false>(r, px, &delta_sum)
+        : bytes                     ? list_pairs<Deltas::kPerChannel, true>(r, px, &delta_sum)
+                                    : list_pairs<Deltas::kPerChannel, false>(r, px, &delta_sum);
     const int32_t x_sum = static_cast<int32_t>(static_cast<uint32_t>(r.background_sum) + static_cast<uint32_t>(delta_sum));
     t.x_sum = &x_sum;
     t.y_u8 = r.tile.y_u8 ? r.tile.y_u8 + m * t.y_stride : nullptr;

@@ -75,10 +75,11 @@ namespace lowbit::kernels {
 //   int8 [ceil(np / 64) blocks][pairs = ceil(K / 2)][width of the block: 64, or the rest][2 k]
 // holding wc = w - centre, in [-2^(b-1), 2^(b-1)) (zero for k >= K and n >= N). For each row it lists
 // the pixel pairs (2j, 2j + 1) with a non-zero pixel and their code deltas d = x - bg packed as two
-// int16, starts every feature at background_dot[n] = dot(wc[n], bg), adds vpmaddwd(d pair, wc pair)
-// per listed pair (the weights sign-extended to int16 on load), and hands the dot products with
-// x_sum = background_sum + sum(d) to the output stage. With byte_chunk > 0 it uses vpmaddubsw on the
-// two deltas as bytes instead: 16 features a multiply instead of 8.
+// int16 (d0 | d1 << 16), starts every feature at background_dot[n] = dot(wc[n], bg), adds
+// vpmaddwd(d pair, wc pair) per listed pair (the weights sign-extended to int16 on load), and hands
+// the dot products with x_sum = background_sum + sum(d) to the output stage. With byte_chunk > 0 it
+// uses vpmaddubsw on the two deltas as bytes instead, 16 features a multiply instead of 8, and packs
+// a pair as d0 | d1 << 8 | (d0 + d1) << 16.
 struct PixelRowsArgs {
   int64_t rows = 0;
   const uint8_t* pixels = nullptr;   // [rows][pixel_stride]
@@ -87,8 +88,9 @@ struct PixelRowsArgs {
   int64_t channels = 1;
   int64_t per_channel = 0;           // pixels per channel
   const int16_t* delta_table = nullptr;      // [channels][256]: table[c][p] - table[c][0]
-  const int32_t* pair_delta_low = nullptr;   // one channel: [256], delta_table[p] as uint16
-  const int32_t* pair_delta_high = nullptr;  // one channel: [256], delta_table[p] << 16
+  // One channel: a pair's packed deltas are pair_delta_low[p0] + pair_delta_high[p1].
+  const int32_t* pair_delta_low = nullptr;   // [256]
+  const int32_t* pair_delta_high = nullptr;  // [256]
   bool identity_deltas = false;      // one channel and delta_table[p] = p for every p
   const int8_t* w = nullptr;
   // 0: vpmaddwd on int16 deltas. Otherwise vpmaddubsw on byte deltas (all deltas >= 0, act_bits <= 7),
