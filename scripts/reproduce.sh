@@ -55,7 +55,7 @@ done
 : >"$out/bench.txt"
 for bits in 8 4 2 1; do
   $lowbit quantize --model "$model" --bits "$bits" --out "$out/fc_w${bits}a${bits}.lbq" >/dev/null
-  $lowbit bench --model "$out/fc_w${bits}a${bits}.lbq" --batch 1,64,10000 --threads 1,2 \
+  $lowbit bench --model "$out/fc_w${bits}a${bits}.lbq" --batch 1,64,10000 --threads 1,2 --repeat 5 \
     | tee -a "$out/bench.txt"
 done
 echo "wrote $out/"

@@ -205,6 +205,19 @@ TEST(Cli, QuantizeEvalAndInferThroughTheIntegerEngine) {
   ASSERT_EQ(bench_random.exit_code, 0) << bench_random.err;
   EXPECT_NE(bench_random.out.find("\"input\": \"random pixels\""), std::string::npos) << bench_random.out;
   expect_clean_failure(run_cli(dir, "bench --model " + dir + "/q.lbq --input noise"), "--input");
+  // --repeat: every configuration timed that many times; the median lies within the reported range.
+  const CliRun repeated = run_cli(
+      dir, "bench --model " + dir + "/q.lbq --batch 2,5 --threads 1 --seconds 0.01 --repeat 3 --input random --json");
+  ASSERT_EQ(repeated.exit_code, 0) << repeated.err;
+  const nlohmann::json report = nlohmann::json::parse(repeated.out);
+  EXPECT_EQ(report["repeat"], 3);
+  ASSERT_EQ(report["results"].size(), 2u);
+  for (const auto& row : report["results"]) {
+    ASSERT_EQ(row["images_per_s_runs"].size(), 3u) << row.dump();
+    EXPECT_LE(row["images_per_s_min"].get<double>(), row["images_per_s"].get<double>()) << row.dump();
+    EXPECT_LE(row["images_per_s"].get<double>(), row["images_per_s_max"].get<double>()) << row.dump();
+  }
+  expect_clean_failure(run_cli(dir, "bench --model " + dir + "/q.lbq --repeat 0"), "--repeat");
 
   write_gray_png(dir + "/a.png", 2, 3, 200);
   write_gray_png(dir + "/b.png", 2, 3, 10);

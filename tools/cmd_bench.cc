@@ -1,6 +1,7 @@
 // `lowbit bench`: images per second and effective GOP/s of a quantized model on the integer engine.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -35,6 +36,7 @@ Action add_bench_command(CLI::App& app) {
     std::string model, batches = "1,64,10000", threads = "1,2";
     std::string input = "test";
     double seconds = 1.0;
+    int repeat = 1;
     bool json = false;
     DataFlags data;
   };
@@ -44,6 +46,10 @@ Action add_bench_command(CLI::App& app) {
   cmd->add_option("--threads", f->threads, "thread counts")->capture_default_str();
   cmd->add_option("--seconds", f->seconds, "time per configuration")
       ->capture_default_str()->check(CLI::Range(0.01, 600.0));
+  cmd->add_option("--repeat", f->repeat,
+                  "time every configuration this many times, taking turns, and report the median and the "
+                  "range (this VM's speed drifts by 20 % or more from one second to the next)")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--input", f->input,
                   "images to time: 'test' (the model's test set, repeated to fill the batch) or 'random' "
                   "(uniform random pixels: no pixel is background, the sparse first layer's worst case)")
@@ -72,38 +78,57 @@ Action add_bench_command(CLI::App& app) {
       source.resize(static_cast<size_t>(10000 * features));
       for (auto& p : source) p = static_cast<uint8_t>(rng());
     }
-    nlohmann::json rows = nlohmann::json::array();
-    if (!f->json)
-      std::printf("%s: %d-bit weights, %d-bit activations, kernels %s (first layer) and %s, on %s\n"
-                  "%8s %8s %14s %12s %10s\n",
-                  f->model.c_str(), model.weight_bits(), model.act_bits(), model.input_kernel_name(),
-                  model.kernel_name(), input_name.c_str(), "batch", "threads", "images/s", "us/image", "GOP/s*");
-    for (int64_t t : threads) {
-      omp_set_num_threads(static_cast<int>(t));
-      for (int64_t batch : batches) {
-        std::vector<uint8_t> pixels(static_cast<size_t>(batch * features));
+    struct Config {
+      int64_t threads, batch;
+      std::vector<double> images_per_s;  // one per repeat
+    };
+    std::vector<Config> configs;
+    for (int64_t t : threads)
+      for (int64_t batch : batches) configs.push_back({t, batch, {}});
+    // Repeats take turns over the configurations, so a slow spell of the machine hits them alike.
+    for (int r = 0; r < f->repeat; ++r)
+      for (Config& c : configs) {
+        omp_set_num_threads(static_cast<int>(c.threads));
+        std::vector<uint8_t> pixels(static_cast<size_t>(c.batch * features));
         for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = source[i % source.size()];
-        std::vector<int32_t> logits(batch * classes);
-        model.logits(pixels.data(), batch, logits.data());  // warm up
+        std::vector<int32_t> logits(c.batch * classes);
+        model.logits(pixels.data(), c.batch, logits.data());  // warm up
         int64_t runs = 0;
         const auto start = std::chrono::steady_clock::now();
         double elapsed = 0;
         do {
-          model.logits(pixels.data(), batch, logits.data());
+          model.logits(pixels.data(), c.batch, logits.data());
           ++runs;
           elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         } while (elapsed < f->seconds);
-        const double images_per_s = static_cast<double>(runs * batch) / elapsed;
-        rows.push_back({{"batch", batch},
-                        {"threads", t},
-                        {"images_per_s", images_per_s},
-                        {"us_per_image", 1e6 / images_per_s},
-                        {"gops", images_per_s * ops_per_image / 1e9}});
-        if (!f->json)
-          std::printf("%8lld %8lld %14.0f %12.3f %10.1f\n", static_cast<long long>(batch),
-                      static_cast<long long>(t), images_per_s, 1e6 / images_per_s,
-                      images_per_s * ops_per_image / 1e9);
+        c.images_per_s.push_back(static_cast<double>(runs * c.batch) / elapsed);
       }
+    nlohmann::json rows = nlohmann::json::array();
+    if (!f->json)
+      std::printf("%s: %d-bit weights, %d-bit activations, kernels %s (first layer) and %s, on %s%s\n"
+                  "%8s %8s %14s %12s %10s%s\n",
+                  f->model.c_str(), model.weight_bits(), model.act_bits(), model.input_kernel_name(),
+                  model.kernel_name(), input_name.c_str(),
+                  f->repeat > 1 ? (", median of " + std::to_string(f->repeat) + " runs").c_str() : "", "batch",
+                  "threads", "images/s", "us/image", "GOP/s*", f->repeat > 1 ? "   images/s min-max" : "");
+    for (Config& c : configs) {
+      std::vector<double> sorted = c.images_per_s;
+      std::sort(sorted.begin(), sorted.end());
+      const size_t n = sorted.size();
+      const double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+      rows.push_back({{"batch", c.batch},
+                      {"threads", c.threads},
+                      {"images_per_s", median},
+                      {"images_per_s_min", sorted.front()},
+                      {"images_per_s_max", sorted.back()},
+                      {"images_per_s_runs", c.images_per_s},
+                      {"us_per_image", 1e6 / median},
+                      {"gops", median * ops_per_image / 1e9}});
+      if (f->json) continue;
+      std::printf("%8lld %8lld %14.0f %12.3f %10.1f", static_cast<long long>(c.batch),
+                  static_cast<long long>(c.threads), median, 1e6 / median, median * ops_per_image / 1e9);
+      if (f->repeat > 1) std::printf("   %.0f-%.0f", sorted.front(), sorted.back());
+      std::printf("\n");
     }
     if (!f->json)
       std::printf("* effective: 2 x %lld multiply-adds of the dense layers per image x images/s; the first\n"
@@ -116,6 +141,8 @@ Action add_bench_command(CLI::App& app) {
                                           {"input", input_name},
                                           {"weight_bits", model.weight_bits()},
                                           {"act_bits", model.act_bits()},
+                                          {"seconds_per_run", f->seconds},
+                                          {"repeat", f->repeat},
                                           {"results", rows}})
                               .dump(2)
                               .c_str());
