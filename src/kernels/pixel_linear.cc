@@ -123,10 +123,11 @@ struct SparseWeights final : PreparedWeights {
   int32_t centre = 0;   // wc = w - centre
   std::vector<int8_t> w;                // qlinear_ukernel.h, PixelRowsArgs
   int64_t byte_chunk = 0;               // pairs summed in int16 on the vpmaddubsw path, or 0
-  std::vector<int16_t> delta_table;     // [channels][256]: table[c][p] - table[c][0]
+  std::vector<int16_t> delta_table;     // [channels][256]: qlinear_ukernel.h, PixelRowsArgs
   std::vector<int32_t> pair_delta_low;  // [256], one channel (qlinear_ukernel.h)
   std::vector<int32_t> pair_delta_high; // [256], one channel
   bool identity_deltas = false;         // one channel, delta_table[p] = p
+  int ink_from = 1;                     // codes of pixels below it are background codes
   std::vector<int32_t> wc_sum;          // [N]
   std::vector<int32_t> background_dot;  // [np], dot(wc[n], bg) mod 2^32
   int32_t background_sum = 0;           // sum_k bg[k]
@@ -167,11 +168,25 @@ class SparseKernel final : public PixelLinearKernel {
       background[k] = table.codes[(k / table.per_channel) * 256];
       w->background_sum += background[k];
     }
+    std::vector<int16_t> delta;  // [channels][256]: code - background code
     for (int64_t c = 0; c < table.channels(); ++c)
-      for (int p = 0; p < 256; ++p)
-        w->delta_table.push_back(static_cast<int16_t>(table.codes[c * 256 + p] - table.codes[c * 256]));
+      for (int p = 0; p < 256; ++p) delta.push_back(static_cast<int16_t>(table.codes[c * 256 + p] - table.codes[c * 256]));
     w->identity_deltas = table.channels() == 1;
-    for (int p = 0; p < 256 && w->identity_deltas; ++p) w->identity_deltas = w->delta_table[p] == p;
+    for (int p = 0; p < 256 && w->identity_deltas; ++p) w->identity_deltas = delta[p] == p;
+    // Pixels below ink_from have the background code in every channel (at 2-bit activations min/max
+    // quantization maps MNIST's pixels 0..75 there), so the listing subtracts ink_from - 1 with
+    // saturation and skips what becomes 0: delta_table is indexed by that shifted pixel.
+    while (w->ink_from < 255) {
+      bool background = true;
+      for (int64_t c = 0; c < table.channels(); ++c) background = background && delta[c * 256 + w->ink_from] == 0;
+      if (!background) break;
+      ++w->ink_from;
+    }
+    for (int64_t c = 0; c < table.channels(); ++c)
+      for (int q = 0; q < 256; ++q) {
+        const int p = q + w->ink_from - 1;
+        w->delta_table.push_back(q > 0 && p < 256 ? delta[c * 256 + p] : 0);
+      }
     // vpmaddubsw takes unsigned deltas: every code at least its channel's background code (true for
     // the increasing tables min/max quantization of pixels gives). Each int16 lane gains at most
     // 2 * (2^a - 1) * 2^(b-1) per pair (|wc| <= 2^(b-1)), so byte_chunk pairs stay exact in int16;
@@ -240,6 +255,7 @@ class SparseKernel final : public PixelLinearKernel {
       r.pair_delta_low = w.pair_delta_low.data();
       r.pair_delta_high = w.pair_delta_high.data();
       r.identity_deltas = w.identity_deltas;
+      r.ink_from = w.ink_from;
       r.w = w.w.data();
       r.byte_chunk = w.byte_chunk;
       r.pairs = w.pairs;

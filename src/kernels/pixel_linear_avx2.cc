@@ -80,8 +80,8 @@ enum class Deltas {
 // replaced cost about 10 cycles a pair, most of them mispredicted loop exits (docs/performance.md).
 // kIdentity: zero-extending 16 pixels to int16 (to int32 per pair for bytes) gives 8 packed delta
 // pairs directly, and the sum of deltas is the sum of pixels. Otherwise pass 1
-// lists each pair's pixels p0 | p1 << 8 with its index j << 16, and pass 2 looks up the deltas of
-// the listed pairs (independent iterations).
+// lists each pair's shifted pixels q0 | q1 << 8 (PixelRowsArgs::ink_from) with its index j << 16, and
+// pass 2 looks up the deltas of the listed pairs (independent iterations).
 template <Deltas kind, bool bytes>
 int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum) {
   static_assert(kMaxInFeatures / 2 < 65536, "pass 1 holds pair indices in 16 bits");
@@ -108,8 +108,10 @@ int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum
     return count;
   }
   __m256i index = _mm256_setr_epi32(0 << 16, 1 << 16, 2 << 16, 3 << 16, 4 << 16, 5 << 16, 6 << 16, 7 << 16);
+  const __m128i below_ink = _mm_set1_epi8(static_cast<char>(r.ink_from - 1));
   for_each_16_pixels(px, r.K, [&](__m128i pixels) {
-    const __m256i lanes = _mm256_cvtepu16_epi32(pixels);  // p0 | p1 << 8 a pair
+    // q0 | q1 << 8 a pair, q = p - (ink_from - 1) saturated at 0: faint pixels at low widths become 0.
+    const __m256i lanes = _mm256_cvtepu16_epi32(_mm_subs_epu8(pixels, below_ink));
     const uint32_t ink = ink_mask(lanes);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(list + count),
                         _mm256_permutevar8x32_epi32(_mm256_or_si256(lanes, index), left_pack_order(ink)));
@@ -122,15 +124,15 @@ int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum
   uint32_t byte_sum = 0;
   for (int64_t i = 0; i < count; ++i) {
     const uint32_t e = static_cast<uint32_t>(list[i]);
-    const uint32_t p0 = e & 0xFF, p1 = (e >> 8) & 0xFF, j = e >> 16;
+    const uint32_t q0 = e & 0xFF, q1 = (e >> 8) & 0xFF, j = e >> 16;
     uint32_t packed;
     if constexpr (kind == Deltas::kOneTable) {
-      packed = static_cast<uint32_t>(low[p0]) + static_cast<uint32_t>(high[p1]);
+      packed = static_cast<uint32_t>(low[q0]) + static_cast<uint32_t>(high[q1]);
     } else {
-      // Pixel 2j + 1 past the row's end is background (p1 = 0, delta 0) in the last channel.
+      // Pixel 2j + 1 past the row's end is background (q1 = 0, delta 0) in the last channel.
       const int64_t k = 2 * int64_t{j}, last = r.channels - 1;
       const int64_t c0 = k / r.per_channel, c1 = std::min((k + 1) / r.per_channel, last);
-      const int32_t d0 = r.delta_table[c0 * 256 + p0], d1 = r.delta_table[c1 * 256 + p1];
+      const int32_t d0 = r.delta_table[c0 * 256 + q0], d1 = r.delta_table[c1 * 256 + q1];
       packed = bytes ? static_cast<uint32_t>(d0 | d1 << 8 | (d0 + d1) << 16) : static_cast<uint32_t>(pack_deltas(d0, d1));
     }
     if constexpr (bytes) byte_sum += packed >> 16;

@@ -87,11 +87,15 @@ struct PixelRowsArgs {
   int64_t K = 0;
   int64_t channels = 1;
   int64_t per_channel = 0;           // pixels per channel
-  const int16_t* delta_table = nullptr;      // [channels][256]: table[c][p] - table[c][0]
-  // One channel: a pair's packed deltas are pair_delta_low[p0] + pair_delta_high[p1].
+  // Pixels p < ink_from have the background code in every channel; the listing works on the shifted
+  // pixel q = max(p - (ink_from - 1), 0), and delta_table[c][q] is the delta of pixel q + ink_from - 1
+  // (0 for q = 0).
+  int ink_from = 1;
+  const int16_t* delta_table = nullptr;      // [channels][256]
+  // One channel: a pair's packed deltas are pair_delta_low[q0] + pair_delta_high[q1].
   const int32_t* pair_delta_low = nullptr;   // [256]
   const int32_t* pair_delta_high = nullptr;  // [256]
-  bool identity_deltas = false;      // one channel and delta_table[p] = p for every p
+  bool identity_deltas = false;      // one channel and delta q = p for every pixel p (ink_from = 1)
   const int8_t* w = nullptr;
   // 0: vpmaddwd on int16 deltas. Otherwise vpmaddubsw on byte deltas (all deltas >= 0, act_bits <= 7),
   // summed in int16 over byte_chunk pairs at a time before widening.
