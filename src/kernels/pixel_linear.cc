@@ -190,13 +190,14 @@ class SparseKernel final : public PixelLinearKernel {
     // vpmaddubsw takes unsigned deltas: every code at least its channel's background code (true for
     // the increasing tables min/max quantization of pixels gives). Each int16 lane gains at most
     // 2 * (2^a - 1) * 2^(b-1) per pair (|wc| <= 2^(b-1)), so byte_chunk pairs stay exact in int16;
-    // at 8-bit activations not even one pair is (2 * 255 * 128 > 32767).
+    // at 8-bit activations and weights not even one pair is (2 * 255 * 128 > 32767), at 8x3 bits 16.
     bool unsigned_deltas = true;
     for (int16_t d : w->delta_table) unsigned_deltas = unsigned_deltas && d >= 0;
     const int64_t lane_bound = 2 * ((int64_t{1} << act_bits) - 1) * w->centre;
     const bool bytes = unsigned_deltas && lane_bound <= 32767;
     w->byte_chunk = bytes ? 32767 / lane_bound : 0;
-    // Pass 2 of the listing adds pair_delta_low[p0] + pair_delta_high[p1] (qlinear_ukernel.h).
+    // Pass 2 of the listing adds pair_delta_low[q0] + pair_delta_high[q1]: d0 | d1 << 16, or for
+    // bytes d0 | d1 << 8 | (d0 + d1) << 16 (qlinear_ukernel.h).
     if (table.channels() == 1)
       for (int p = 0; p < 256; ++p) {
         const uint32_t d = static_cast<uint16_t>(w->delta_table[p]);

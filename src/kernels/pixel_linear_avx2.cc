@@ -1,5 +1,6 @@
-// The sparse first layer on AVX2 (pixel_linear.h): pixel pairs with a non-zero pixel, vpmaddwd on
-// int16 code deltas and sign-extended int8 weights (vpmaddubsw on byte deltas when act_bits <= 7). Compiled with -mavx2 -mfma -mbmi2.
+// The sparse first layer on AVX2 (pixel_linear.h): lists the pixel pairs with ink, then vpmaddwd on
+// their int16 code deltas and sign-extended int8 weights (vpmaddubsw on byte deltas where exact).
+// Compiled with -mavx2 -mfma -mbmi2.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -40,7 +41,7 @@ inline int32_t sum_lanes(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-// Calls step(k0, sixteen pixels) for k0 = 0, 16, ... < K; the last step gets zeros (background)
+// Calls step(pixels k0 .. k0 + 15) for k0 = 0, 16, ... < K; the last step gets zeros (background)
 // after pixel K - 1.
 template <typename Step>
 inline void for_each_16_pixels(const uint8_t* px, int64_t K, const Step& step) {
@@ -70,10 +71,10 @@ enum class Deltas {
   kPerChannel,  // delta_table[channel of the pixel][p]
 };
 
-// Lists the pixel pairs of one row that hold a non-zero pixel: their index j (pixels 2j, 2j + 1)
-// in pair_index and packed deltas in pair_delta (as bytes when `bytes`: PixelRowsArgs). Returns the
-// count; *delta_sum gets the sum of all deltas. Needs 8 spare entries after pair_index[pairs] and
-// pair_delta[pairs].
+// Lists the pixel pairs of one row with ink (a pixel at least ink_from, whose code may differ from the
+// background's): their index j (pixels 2j, 2j + 1) in pair_index and packed deltas in pair_delta
+// (as bytes when `bytes`: PixelRowsArgs). Returns the count; *delta_sum gets the sum of all deltas.
+// Needs 8 spare entries after pair_index[pairs] and pair_delta[pairs].
 //
 // No data-dependent branch: 8 pairs a step, a compare against 0 gives the mask of pairs with ink,
 // and vpermd by kLeftPack[mask] stores their lanes contiguously. The loop over set bits this
@@ -86,8 +87,6 @@ template <Deltas kind, bool bytes>
 int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum) {
   static_assert(kMaxInFeatures / 2 < 65536, "pass 1 holds pair indices in 16 bits");
   int64_t count = 0;
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256i sum = _mm256_setzero_si256();
   int32_t* const delta_list = r.pair_delta;  // locals: stores through r's pointers would reload them
   int32_t* const list = r.pair_index;
   if constexpr (kind == Deltas::kIdentity) {
@@ -144,6 +143,8 @@ int64_t list_pairs(const PixelRowsArgs& r, const uint8_t* px, int32_t* delta_sum
     return count;
   }
   // Sum of all deltas: vpmaddwd by ones adds each pair's two int16 deltas; zeros pad the last step.
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i sum = _mm256_setzero_si256();
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(delta_list + count), _mm256_setzero_si256());
   for (int64_t i = 0; i < count; i += 8)
     sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(delta_list + i)), ones));
