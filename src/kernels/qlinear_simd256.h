@@ -58,6 +58,37 @@ inline __m256i add_saturate8(__m256i r, __m256i zero_point) {
   return _mm256_blendv_epi8(sum, saturated, overflow);
 }
 
+// Stores the first nr < 16 of the 16 int32 in y[0], y[1] as 8-, 4-, 2- and 1-lane pieces: nr is
+// fixed per layer, so the branches predict; vpmaskmovd cost 2.7 % of FC_NN's engine time for its
+// 10 logits, and a memcpy call about 1.5 %.
+inline void store_first_i32(int32_t* out, const __m256i (&y)[2], int64_t nr) {
+  __m256i v = y[0];
+  if (nr >= 8) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v);
+    out += 8, nr -= 8, v = y[1];
+  }
+  __m128i h = _mm256_castsi256_si128(v);
+  if (nr >= 4) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), h);
+    out += 4, nr -= 4, h = _mm256_extracti128_si256(v, 1);
+  }
+  if (nr >= 2) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), h);
+    out += 2, nr -= 2, h = _mm_srli_si128(h, 8);
+  }
+  if (nr >= 1) *out = _mm_cvtsi128_si32(h);
+}
+
+// The same for the first nr < 16 of 16 bytes.
+inline void store_first_u8(uint8_t* out, __m128i bytes, int64_t nr) {
+  if (nr >= 8) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), bytes);
+    out += 8, nr -= 8, bytes = _mm_srli_si128(bytes, 8);
+  }
+  uint64_t rest = static_cast<uint64_t>(_mm_cvtsi128_si64(bytes));
+  for (; nr > 0; --nr, rest >>= 8) *out++ = static_cast<uint8_t>(rest);
+}
+
 // Finishes rows [0, MR) x features [n0, n0 + 16) from their raw dot products.
 template <int MR>
 inline void output_stage(const QLinearTile& t, int64_t n0, const __m256i (&acc)[MR][2]) {
@@ -87,10 +118,8 @@ inline void output_stage(const QLinearTile& t, int64_t n0, const __m256i (&acc)[
       if (nr == kTileCols) {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), y[0]);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8), y[1]);
-      } else {  // masked stores: a memcpy call here was 2 % of FC_NN's engine time (its 10 logits)
-        const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), count = _mm256_set1_epi32(static_cast<int32_t>(nr));
-        _mm256_maskstore_epi32(out, _mm256_cmpgt_epi32(count, lanes), y[0]);
-        _mm256_maskstore_epi32(out + 8, _mm256_cmpgt_epi32(count, _mm256_add_epi32(lanes, _mm256_set1_epi32(8))), y[1]);
+      } else {
+        store_first_i32(out, y, nr);
       }
     } else {
       // Clamped to [out_min, out_max] within [0, 255], so both packs are exact.
@@ -102,9 +131,7 @@ inline void output_stage(const QLinearTile& t, int64_t n0, const __m256i (&acc)[
       if (nr == kTileCols) {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
       } else {
-        alignas(16) uint8_t tmp[kTileCols];
-        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-        std::memcpy(out, tmp, nr);
+        store_first_u8(out, bytes, nr);
       }
     }
   }
