@@ -183,8 +183,11 @@ inline void finish(const QLinearTile& t, int64_t n0, const __m256i (&acc)[V]) {
 
 // Features [n0, n0 + 8V) of one row: start at dot(wc, bg), add vpmaddwd(deltas, weights) for each
 // listed pair, then the output stage, 16 features at a time.
+// Not inlined, so the eight accumulators keep their registers whatever the row loop around it
+// holds: a larger listing inlined next to it made GCC 12 spill them to the stack on every pair
+// (+1,200 instructions an image, seen with callgrind while trying 32-pixel listing steps).
 template <int V>
-void block(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64_t count) {
+[[gnu::noinline]] void block(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64_t count) {
   constexpr int64_t width = 8 * V;
   const int8_t* w = r.w + n0 * r.pairs * 2;
   __m256i acc[V];
@@ -209,7 +212,7 @@ inline void maddubs_accumulate(__m256i& sum16, __m256i d, const int8_t* w) {
 // As block(), for G groups of 16 features on int8 weights: vpmaddubsw with the pair's deltas as two
 // bytes, summed in int16 over byte_chunk pairs, then sign-extended into the int32 accumulators.
 template <int G>
-void block_bytes(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64_t count) {
+[[gnu::noinline]] void block_bytes(const PixelRowsArgs& r, const QLinearTile& t, int64_t n0, int64_t count) {
   constexpr int64_t width = 16 * G;
   const int8_t* w = r.w + n0 * r.pairs * 2;
   __m256i acc[2 * G];
