@@ -134,15 +134,20 @@ struct SparseWeights final : PreparedWeights {
   std::unique_ptr<PreparedWeights> dense;  // best_qlinear_kernel()'s layout, for dense chunks
 };
 
-// A chunk of rows whose pixel pairs are more than this share non-zero runs through the dense
-// kernel instead (adaptive kernel only): measured on FC_NN's first layer, sparse rows cost about
-// 0.3 us + 6 ns per active pair at 8 bits (4.4 ns at 4 bits), map-then-dense about 1.8 us.
+// With several channels (pass 2 of the listing finds each pixel's channel), a chunk of rows whose
+// pixel pairs are more than this share non-zero runs through the dense kernel instead (adaptive
+// kernel only); measured on FC_NN's first layer before the listing lost its branches, sparse rows
+// cost about 0.3 us + 6 ns per active pair at 8 bits, map-then-dense about 1.8 us. With one channel
+// the sparse kernel now matches or beats map-then-dense even on random pixels (bench_pixel_linear,
+// 2026-11-28 02:45 UTC: 8 bits 1.40-1.89M images/s against 0.97-1.39M at batch 10,000, 1.2-1.5 us
+// against 1.7-1.8 us at batch 1; 4 bits level), so one channel always runs sparse.
 constexpr int64_t kDenseAbovePercent = 60;
 constexpr int64_t kDensitySample = 32;  // rows of a chunk that decide: 0 and 32
 
 class SparseKernel final : public PixelLinearKernel {
  public:
-  // adaptive: chunks with more than kDenseAbovePercent active pixel pairs go to the dense kernel.
+  // adaptive: with several channels, chunks with more than kDenseAbovePercent active pixel pairs go
+  // to the dense kernel.
   SparseKernel(bool adaptive, const char* name) : adaptive_(adaptive), name_(name) {}
   const char* name() const override { return name_; }
   bool available() const override { return cpu_has_avx2(); }
@@ -221,7 +226,7 @@ class SparseKernel final : public PixelLinearKernel {
       }
       w->background_dot[n] = static_cast<int32_t>(background_dot);
     }
-    if (adaptive_) w->dense = best_qlinear_kernel().prepare(packed, act_bits);
+    if (adaptive_ && table.channels() > 1) w->dense = best_qlinear_kernel().prepare(packed, act_bits);
     return w;
   }
 

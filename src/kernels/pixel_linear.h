@@ -12,8 +12,9 @@
 // where dot(wc, bg) is computed once at prepare time. On MNIST 19 % of pixels (88 of 392 pixel
 // pairs) are not 0, so the first layer costs a quarter of a dense one. Bit-exact: the identity
 // holds in integers and every term fits int32 (docs/kernels.md, "Sparse first layer").
-// "pixel_linear_sparse_avx2", the default, runs each chunk of 64 rows sparse unless more than 60 %
-// of its pixel pairs hold ink, and then maps it and runs the dense kernel (random pixels, CIFAR).
+// "pixel_linear_sparse_avx2", the default, runs one-channel images sparse; with several channels it
+// runs each chunk of 64 rows sparse unless more than 60 % of its pixel pairs hold ink, and then maps
+// it and runs the dense kernel (CIFAR-like images).
 #pragma once
 
 #include <cstdint>
