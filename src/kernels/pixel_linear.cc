@@ -139,7 +139,7 @@ struct SparseWeights final : PreparedWeights {
 // kernel only); measured on FC_NN's first layer before the listing lost its branches, sparse rows
 // cost about 0.3 us + 6 ns per active pair at 8 bits, map-then-dense about 1.8 us. With one channel
 // the sparse kernel now matches or beats map-then-dense even on random pixels (bench_pixel_linear,
-// 2026-11-28 02:45 UTC: 8 bits 1.40-1.89M images/s against 0.97-1.39M at batch 10,000, 1.2-1.5 us
+// 2026-11-28 02:40 UTC: 8 bits 1.40-1.89M images/s against 0.97-1.39M at batch 10,000, 1.2-1.5 us
 // against 1.7-1.8 us at batch 1; 4 bits level), so one channel always runs sparse.
 constexpr int64_t kDenseAbovePercent = 60;
 constexpr int64_t kDensitySample = 32;  // rows of a chunk that decide: 0 and 32
