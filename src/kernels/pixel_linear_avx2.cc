@@ -238,23 +238,26 @@ template <int G>
   finish(t, n0, acc);
 }
 
+// The list_pairs variant for these tables and this multiply path.
+using ListPairs = int64_t (*)(const PixelRowsArgs&, const uint8_t*, int32_t*);
+ListPairs choose_list_pairs(const PixelRowsArgs& r) {
+  const bool bytes = r.byte_chunk > 0;
+  if (r.identity_deltas) return bytes ? list_pairs<Deltas::kIdentity, true> : list_pairs<Deltas::kIdentity, false>;
+  if (r.channels == 1) return bytes ? list_pairs<Deltas::kOneTable, true> : list_pairs<Deltas::kOneTable, false>;
+  return bytes ? list_pairs<Deltas::kPerChannel, true> : list_pairs<Deltas::kPerChannel, false>;
+}
+
 }  // namespace
 
 void pixel_linear_rows__avx2_sparse(const PixelRowsArgs& r) {
+  const ListPairs list = choose_list_pairs(r);
   QLinearTile t = r.tile;
   t.mr = 1;
   const int64_t np = (t.n + kTileCols - 1) / kTileCols * kTileCols;
   for (int64_t m = 0; m < r.rows; ++m) {
     int32_t delta_sum = 0;
     const uint8_t* px = r.pixels + m * r.pixel_stride;
-    const bool bytes = r.byte_chunk > 0;
-    const int64_t count =
-        r.identity_deltas && bytes  ? list_pairs<Deltas::kIdentity, true>(r, px, &delta_sum)
-        : r.identity_deltas         ? list_pairs<Deltas::kIdentity, false>(r, px, &delta_sum)
-        : r.channels == 1 && bytes  ? list_pairs<Deltas::kOneTable, true>(r, px, &delta_sum)
-        : r.channels == 1           ? list_pairs<Deltas::kOneTable, false>(r, px, &delta_sum)
-        : bytes                     ? list_pairs<Deltas::kPerChannel, true>(r, px, &delta_sum)
-                                    : list_pairs<Deltas::kPerChannel, false>(r, px, &delta_sum);
+    const int64_t count = list(r, px, &delta_sum);
     const int32_t x_sum = static_cast<int32_t>(static_cast<uint32_t>(r.background_sum) + static_cast<uint32_t>(delta_sum));
     t.x_sum = &x_sum;
     t.y_u8 = r.tile.y_u8 ? r.tile.y_u8 + m * t.y_stride : nullptr;
