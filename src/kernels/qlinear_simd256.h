@@ -25,13 +25,15 @@ inline __m256i requantize8(__m256i acc, __m256i multiplier, __m256i shift) {
   const __m256i one = _mm256_set1_epi32(1);
   const __m256i int_max = _mm256_set1_epi32(INT32_MAX);
   const __m256i int_min = _mm256_set1_epi32(INT32_MIN);
-  // Saturating left shift by max(e, 0): it overflowed iff shifting back does not restore acc.
+  // Saturating left shift by max(e, 0): it is exact iff shifting back restores acc.
+  // Select with the un-inverted mask. GCC 12 miscompiles blendv(a, b, cmpeq ^ -1) when AVX-512BW
+  // and VL are on (it drops the inversion without swapping a and b; docs/kernels.md), so no kernel
+  // file may blend on an inverted compare.
   const __m256i left = _mm256_max_epi32(shift, zero);
   const __m256i shifted = _mm256_sllv_epi32(acc, left);
-  const __m256i overflow = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_srav_epi32(shifted, left), acc),
-                                            _mm256_set1_epi32(-1));
+  const __m256i exact = _mm256_cmpeq_epi32(_mm256_srav_epi32(shifted, left), acc);
   const __m256i saturated = _mm256_xor_si256(int_max, _mm256_srai_epi32(acc, 31));
-  const __m256i a = _mm256_blendv_epi8(shifted, saturated, overflow);
+  const __m256i a = _mm256_blendv_epi8(saturated, shifted, exact);
   // SaturatingRoundingDoublingHighMul: (a*b + 2^30) >> 31 equals gemmlowp's nudge-and-truncate for
   // both signs (docs/kernels.md); only bits 31..62 of the sum are kept, so a logical shift works.
   const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
