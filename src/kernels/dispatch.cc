@@ -1,9 +1,12 @@
-// The one place that picks kernels: CPUID at run time, or LOWBIT_KERNEL / LOWBIT_PIXEL_KERNEL to force one.
+// The one place that picks kernels: CPUID at run time, or LOWBIT_KERNEL / LOWBIT_PIXEL_KERNEL to force
+// one; either way a kernel runs only after the start-up probe (probe.h) passed on this CPU.
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include "kernels/pixel_linear.h"
+#include "kernels/probe.h"
 #include "kernels/qlinear_impl.h"
 #include "lowbit/error.h"
 
@@ -18,40 +21,29 @@ const std::vector<const QLinearKernel*>& all_qlinear_kernels() {
 namespace {
 
 const QLinearKernel& choose_kernel() {
-  const char* forced = std::getenv("LOWBIT_KERNEL");
-  if (forced && *forced) {
-    const std::string wanted = forced;
-    for (const QLinearKernel* kernel : all_qlinear_kernels()) {
-      const std::string name = kernel->name();
-      if (name != wanted && name != "qlinear_u8_" + wanted) continue;
-      if (!kernel->available())
-        throw Error("LOWBIT_KERNEL=" + wanted + ": this CPU cannot run " + name);
-      return *kernel;
-    }
-    throw Error("LOWBIT_KERNEL=" + wanted + " is not one of ref, avx2, avx512vnni");
-  }
-  // Fastest first.
-  if (qlinear_u8_avx512vnni().available()) return qlinear_u8_avx512vnni();
-  if (qlinear_u8_avx2().available()) return qlinear_u8_avx2();
-  return qlinear_u8_ref();
+  // Fastest first; each is probed against the reference before its first use (probe.h).
+  const std::vector<const QLinearKernel*> candidates = {&qlinear_u8_avx512vnni(), &qlinear_u8_avx2(),
+                                                        &qlinear_u8_ref()};
+  return choose_probed_kernel(candidates, "LOWBIT_KERNEL", std::getenv("LOWBIT_KERNEL"), "qlinear_u8_",
+                              probe_qlinear, std::cerr);
 }
 
 const PixelLinearKernel& choose_pixel_kernel() {
+  const auto& all = all_pixel_linear_kernels();  // ref, avx2, avx512vnni, sparse_only_avx2, sparse_avx2
+  const PixelLinearKernel& reference = *all.front();
   const char* forced = std::getenv("LOWBIT_PIXEL_KERNEL");
   if (forced && *forced) {
-    const std::string wanted = forced;
-    for (const PixelLinearKernel* kernel : all_pixel_linear_kernels()) {
-      const std::string name = kernel->name();
-      if (name != wanted && name != "pixel_linear_" + wanted) continue;
-      if (!kernel->available()) throw Error("LOWBIT_PIXEL_KERNEL=" + wanted + ": this CPU cannot run " + name);
-      return *kernel;
-    }
-    throw Error("LOWBIT_PIXEL_KERNEL=" + wanted + " is not one of ref, avx2, avx512vnni, sparse_only_avx2, sparse_avx2");
+    std::vector<const PixelLinearKernel*> candidates(all.rbegin(), all.rend());
+    return choose_probed_kernel(candidates, "LOWBIT_PIXEL_KERNEL", forced, "pixel_linear_", probe_pixel_linear,
+                                std::cerr);
   }
-  // The sparse kernel needs only AVX2, which every CPU with a non-reference qlinear kernel has.
-  const auto& kernels = all_pixel_linear_kernels();
-  if (&best_qlinear_kernel() == &qlinear_u8_ref() || !kernels.back()->available()) return *kernels.front();
-  return *kernels.back();
+  // The sparse kernel (its dense chunks run best_qlinear_kernel()), then map + the chosen qlinear
+  // kernel; LOWBIT_KERNEL=ref, or no qlinear kernel but the reference passing, gives the reference.
+  const QLinearKernel& qlinear = best_qlinear_kernel();
+  if (&qlinear == &qlinear_u8_ref()) return reference;
+  const std::vector<const PixelLinearKernel*> candidates = {all.back(), &pixel_linear_mapped(qlinear), &reference};
+  return choose_probed_kernel(candidates, "LOWBIT_PIXEL_KERNEL", nullptr, "pixel_linear_", probe_pixel_linear,
+                              std::cerr);
 }
 
 }  // namespace

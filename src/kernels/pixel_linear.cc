@@ -282,14 +282,23 @@ class SparseKernel final : public PixelLinearKernel {
 }  // namespace
 
 const std::vector<const PixelLinearKernel*>& all_pixel_linear_kernels() {
-  static const MappedKernel ref(qlinear_u8_ref(), "pixel_linear_ref");
-  static const MappedKernel avx2(qlinear_u8_avx2(), "pixel_linear_avx2");
-  static const MappedKernel vnni(qlinear_u8_avx512vnni(), "pixel_linear_avx512vnni");
   static const SparseKernel sparse_only(false, "pixel_linear_sparse_only_avx2");
   static const SparseKernel sparse(true, "pixel_linear_sparse_avx2");
   // The adaptive sparse kernel last: dispatch.cc picks it by default.
-  static const std::vector<const PixelLinearKernel*> kernels = {&ref, &avx2, &vnni, &sparse_only, &sparse};
+  static const std::vector<const PixelLinearKernel*> kernels = {
+      &pixel_linear_mapped(qlinear_u8_ref()), &pixel_linear_mapped(qlinear_u8_avx2()),
+      &pixel_linear_mapped(qlinear_u8_avx512vnni()), &sparse_only, &sparse};
   return kernels;
+}
+
+const PixelLinearKernel& pixel_linear_mapped(const QLinearKernel& qlinear) {
+  static const MappedKernel ref(qlinear_u8_ref(), "pixel_linear_ref");
+  static const MappedKernel avx2(qlinear_u8_avx2(), "pixel_linear_avx2");
+  static const MappedKernel vnni(qlinear_u8_avx512vnni(), "pixel_linear_avx512vnni");
+  if (&qlinear == &qlinear_u8_avx512vnni()) return vnni;
+  if (&qlinear == &qlinear_u8_avx2()) return avx2;
+  if (&qlinear == &qlinear_u8_ref()) return ref;
+  throw Error(std::string("pixel_linear: no mapped kernel for ") + qlinear.name());
 }
 
 }  // namespace lowbit::kernels

@@ -46,6 +46,8 @@ class PixelLinearKernel {
 
 // Every pixel kernel compiled in: the reference (map + qlinear_u8_ref) first.
 const std::vector<const PixelLinearKernel*>& all_pixel_linear_kernels();
+// The kernel that maps every pixel, then runs `qlinear` (one of all_qlinear_kernels()).
+const PixelLinearKernel& pixel_linear_mapped(const QLinearKernel& qlinear);
 // The one to use: LOWBIT_PIXEL_KERNEL ("ref", "avx2", "avx512vnni", "sparse_only_avx2",
 // "sparse_avx2") if set;
 // otherwise the sparse kernel when AVX2 is there and best_qlinear_kernel() is not the reference
