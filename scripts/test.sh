@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cd build
+cd "${LOWBIT_BUILD_DIR:-build}"
 ctest --output-on-failure -j"$(nproc)" --timeout 600 "$@"

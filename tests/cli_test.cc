@@ -144,6 +144,17 @@ TEST(Cli, SweepWritesTableJsonAndPlotsOnTinyData) {
   auto a = json, b = nlohmann::json::parse(slurp(dir + "/out2/sweep.json"));
   EXPECT_EQ(a["results"], b["results"]);
   EXPECT_EQ(a["float_accuracy"], b["float_accuracy"]);
+
+  // The kernels that ran are named; forcing the reference names it, with the same results.
+  EXPECT_EQ(json["kernels"]["linear"].get<std::string>().rfind("qlinear_u8_", 0), 0u) << json["kernels"];
+  EXPECT_EQ(json["kernels"]["first_layer"].get<std::string>().rfind("pixel_linear_", 0), 0u) << json["kernels"];
+  const CliRun by_ref = run_cli(dir, "sweep --data-dir " + dir + "/data --epochs 1 --bits 2,8 --out-dir " +
+                                      dir + "/out3 --threads 2", "LOWBIT_KERNEL=ref");
+  ASSERT_EQ(by_ref.exit_code, 0) << by_ref.err;
+  const auto c = nlohmann::json::parse(slurp(dir + "/out3/sweep.json"));
+  EXPECT_EQ(c["kernels"]["linear"], "qlinear_u8_ref");
+  EXPECT_EQ(c["kernels"]["first_layer"], "pixel_linear_ref");
+  EXPECT_EQ(a["results"], c["results"]);
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ Action add_eval_command(CLI::App& app) {
       const QuantizedModel model = QuantizedModel::load(f->model);
       const Dataset data = load_data_for(f->data, model.metadata);
       result = model.evaluate(data.test);
-      engine = "integer engine (" + std::string(model.kernel_name()) + "), " +
+      engine = "integer engine (" + std::string(model.input_kernel_name()) + ", " + model.kernel_name() + "), " +
                std::to_string(model.weight_bits()) + "-bit weights, " +
                std::to_string(model.act_bits()) + "-bit activations";
     }

@@ -43,8 +43,9 @@ class QuantizedModel {
   int act_bits() const;
   int64_t weight_bytes() const;  // packed weights only
   int64_t macs_per_image() const;  // multiply-accumulates of one forward pass
-  const char* kernel_name() const;        // the qlinear kernel of every layer after the first
-  const char* input_kernel_name() const;  // the first layer's, which reads raw pixels
+  // The kernels this CPU runs (chosen once per process, after the start-up probe).
+  static const char* kernel_name();        // the qlinear kernel of every layer after the first
+  static const char* input_kernel_name();  // the first layer's, which reads raw pixels
   nlohmann::json metadata;       // copied from the float model, plus quantization facts
   nlohmann::json summary() const;  // per layer: shapes, bits, scales, zero points
 

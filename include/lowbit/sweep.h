@@ -34,6 +34,7 @@ struct SweepResult {
   int64_t train_size = 0, test_size = 0;
   double float_accuracy = 0;
   int64_t float_weight_bytes = 0;
+  std::string kernel, input_kernel;  // the engine's kernels that ran (first layer: input_kernel)
   std::vector<SweepRow> results;
 
   nlohmann::json to_json() const;  // schema: docs/sweep-json.md

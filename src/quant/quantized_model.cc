@@ -231,8 +231,8 @@ int64_t QuantizedModel::input_size() const { return shape_numel(input_shape_); }
 int64_t QuantizedModel::num_classes() const { return layers_.back()->out_features; }
 int QuantizedModel::weight_bits() const { return layers_.front()->weights.bits; }
 int QuantizedModel::act_bits() const { return layers_.front()->act_bits; }
-const char* QuantizedModel::kernel_name() const { return kernels::best_qlinear_kernel().name(); }
-const char* QuantizedModel::input_kernel_name() const { return kernels::best_pixel_linear_kernel().name(); }
+const char* QuantizedModel::kernel_name() { return kernels::best_qlinear_kernel().name(); }
+const char* QuantizedModel::input_kernel_name() { return kernels::best_pixel_linear_kernel().name(); }
 
 int64_t QuantizedModel::weight_bytes() const {
   int64_t bytes = 0;

@@ -69,6 +69,8 @@ SweepResult run_sweep(const Model& model, const Tensor& calibration, const Image
   }
   if (failure) std::rethrow_exception(failure);
   result.results = std::move(rows);
+  result.kernel = QuantizedModel::kernel_name();
+  result.input_kernel = QuantizedModel::input_kernel_name();
   return result;
 }
 
@@ -88,6 +90,7 @@ nlohmann::json SweepResult::to_json() const {
           {"test_size", test_size},
           {"float_accuracy", float_accuracy},
           {"float_weight_bytes", float_weight_bytes},
+          {"kernels", {{"linear", kernel}, {"first_layer", input_kernel}}},
           {"results", rows}};
 }
 
