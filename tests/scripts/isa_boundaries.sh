@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ISA boundary of the portable build: no object outside the ISA files may hold an AVX, AVX2 or
 # AVX-512 instruction, or a CPU without them would crash there (SIGILL) before dispatch could pick.
-# usage: isa_boundaries.sh NATIVE(ON|OFF) ISA_SOURCES(;-separated names) OBJECT...
+# usage: isa_boundaries.sh NATIVE(ON|OFF) ISA_SOURCES(:-separated names) OBJECT...
 # Exits 77 (skipped) in the native build, where -march=native gives every file the build CPU's ISA.
 set -euo pipefail
 native=$1 isa_sources=$2
@@ -11,7 +11,7 @@ if [ "$native" = "ON" ] || [ "$native" = "1" ]; then
   exit 77
 fi
 command -v objdump >/dev/null || { echo "objdump not found (binutils)" >&2; exit 1; }
-IFS=';' read -r -a isa <<<"$isa_sources"
+IFS=':' read -r -a isa <<<"$isa_sources"
 checked=0 failed=0
 for object in "$@"; do
   name=$(basename "$object")
