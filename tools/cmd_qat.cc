@@ -58,7 +58,7 @@ Action add_qat_command(CLI::App& app) {
       throw Error("--bits (or both --weight-bits and --act-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_model(f->model);
-    const Dataset data = load_data_for(f->data, model.metadata);
+    const Dataset data = load_data_for(f->data, model.metadata, f->model);
     const Tensor train_images = normalize_all(data, data.train);
     const auto start = std::chrono::steady_clock::now();
     const QatResult result =

@@ -44,6 +44,7 @@ Action add_sweep_command(CLI::App& app) {
     bool json = false;
   };
   auto f = std::make_shared<Flags>();
+  f->data.dataset.clear();  // mnist, or with --model the model's own
   add_data_flags(*cmd, f->data);
   add_training_flags(*cmd, f->train);
   add_threads_flag(*cmd, f->threads);
@@ -68,12 +69,9 @@ Action add_sweep_command(CLI::App& app) {
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     std::optional<Model> loaded;
-    if (!f->model.empty()) {
-      loaded = load_model(f->model);
-      if (f->data.dataset == "mnist" && loaded->metadata.contains("dataset"))
-        f->data.dataset = loaded->metadata["dataset"];
-    }
-    const Dataset data = load_data(f->data);
+    if (!f->model.empty()) loaded = load_model(f->model);
+    const Dataset data = loaded ? load_data_for(f->data, loaded->metadata, f->model)
+                                : load_data_for(f->data, nlohmann::json::object(), "");
     const Tensor train_images = normalize_all(data, data.train);
     const Model model = loaded ? std::move(*loaded) : train_fc_nn(data, train_images, f->train);
     if (!f->model.empty() && model.input_size() != data.test.image_size())

@@ -58,12 +58,12 @@ Action add_eval_command(CLI::App& app) {
     std::string engine;
     if (kind == "float") {
       const Model model = load_model(f->model);
-      const Dataset data = load_data_for(f->data, model.metadata);
+      const Dataset data = load_data_for(f->data, model.metadata, f->model);
       result = evaluate(model, normalize_all(data, data.test), data.test.labels);
       engine = "float32";
     } else {
       const QuantizedModel model = QuantizedModel::load(f->model);
-      const Dataset data = load_data_for(f->data, model.metadata);
+      const Dataset data = load_data_for(f->data, model.metadata, f->model);
       result = model.evaluate(data.test);
       engine = "integer engine (" + std::string(model.kernel_name()) + "), " +
                std::to_string(model.weight_bits()) + "-bit weights, " +
