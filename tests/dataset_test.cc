@@ -415,6 +415,20 @@ TEST(RealData, FullMnist) {
   EXPECT_LT(std::abs(mean_of(train)), 0.01);
 }
 
+// The measured bug's setting: --data-dir at the official mnist/ folder itself is full MNIST,
+// never mnist-10k, and the folder is not taken for Fashion-MNIST.
+TEST(RealData, DataDirMayNameTheMnistFolderItself) {
+  if (kRealDataDir.empty()) GTEST_SKIP() << "LOWBIT_DATA_DIR is not set";
+  const std::string folder = kRealDataDir + "/mnist";
+  if (!std::filesystem::exists(folder)) GTEST_SKIP() << folder << " does not exist";
+  Dataset mnist = load_dataset("mnist", {folder});
+  EXPECT_EQ(mnist.name, "mnist");
+  EXPECT_EQ(mnist.source, folder + " (--data-dir, the folder itself)");
+  EXPECT_EQ(describe_split(mnist, Split::test), "mnist test, 10,000 images");
+  EXPECT_EQ(describe_split(mnist, Split::train), "mnist train, 60,000 images");
+  EXPECT_TRUE(contains(error_of("fashion-mnist", {folder}), "taken as mnist by the folder's name"));
+}
+
 TEST(RealData, FashionMnistFromTheDebianPackage) {
   if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist"))
     GTEST_SKIP() << "dataset-fashion-mnist is not installed";
