@@ -12,6 +12,8 @@ packages=(
   libdnnl-dev
   dataset-fashion-mnist
 )
+# Scripts with needs of their own (scripts/fuzz.sh: clang) name them in LOWBIT_EXTRA_PACKAGES.
+packages+=(${LOWBIT_EXTRA_PACKAGES:-})
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

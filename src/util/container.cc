@@ -25,7 +25,9 @@ uint32_t get_u32(const std::string& in, size_t at) {
   return v;
 }
 
-uint32_t crc32_of(const char* data, size_t n) {
+}  // namespace
+
+uint32_t container_crc32(const char* data, size_t n) {
   uLong crc = crc32(0L, Z_NULL, 0);
   while (n > 0) {
     const uInt chunk = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
@@ -35,8 +37,6 @@ uint32_t crc32_of(const char* data, size_t n) {
   }
   return static_cast<uint32_t>(crc);
 }
-
-}  // namespace
 
 std::string encode_container(Container container) {
   nlohmann::json sizes = nlohmann::json::array();
@@ -48,7 +48,7 @@ std::string encode_container(Container container) {
   put_u32(out, static_cast<uint32_t>(header.size()));
   out += header;
   for (const auto& blob : container.blobs) out += blob;
-  put_u32(out, crc32_of(out.data(), out.size()));
+  put_u32(out, container_crc32(out.data(), out.size()));
   return out;
 }
 
@@ -72,7 +72,7 @@ Container read_container(const std::string& path, const std::string& kind) {
                 "); upgrade lowbit");
   if (version == 0) throw Error(path + ": model format version 0 is invalid");
   const size_t body = bytes.size() - kChecksumBytes;
-  if (get_u32(bytes, body) != crc32_of(bytes.data(), body))
+  if (get_u32(bytes, body) != container_crc32(bytes.data(), body))
     throw Error(path + ": checksum mismatch (file is truncated or corrupted)");
   const size_t header_length = get_u32(bytes, 12);
   if (header_length > body - kFixedHeader) throw Error(path + ": header length exceeds file");

@@ -28,6 +28,9 @@ std::string encode_container(Container container);
 // header "kind" equals `kind` (any kind when empty). Every failure is a one-line lowbit::Error naming `path`.
 Container read_container(const std::string& path, const std::string& kind);
 
+// The CRC-32 (zlib's) that ends every container, over all bytes before it.
+uint32_t container_crc32(const char* data, size_t size);
+
 // Float tensors to and from blobs (little-endian IEEE 754, the machine's own order on x86-64).
 std::string floats_to_blob(const float* values, int64_t count);
 void blob_to_floats(const std::string& blob, float* values, int64_t count, const std::string& what);

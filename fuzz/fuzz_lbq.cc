@@ -1,0 +1,28 @@
+// libFuzzer target: quantized model files (.lbq), loaded and then evaluated on a tiny image set,
+// with a structure-aware mutator (container_mutator.h) and the checksum recomputed.
+#include "fuzz/container_mutator.h"
+#include "fuzz/fuzz_input.h"
+#include "lowbit/dataset.h"
+#include "lowbit/quantized_model.h"
+
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsigned int seed) {
+  return lowbit::fuzz::mutate_container(data, size, max_size, seed);
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string bytes = lowbit::fuzz::with_valid_crc(data, size);
+  const std::string path =
+      lowbit::fuzz::write_input(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), ".lbq");
+  lowbit::fuzz::expect_clean([&] {
+    const lowbit::QuantizedModel model = lowbit::QuantizedModel::load(path);
+    // Three gray images of the model's own input size, labels 0..9 as MNIST's.
+    lowbit::ImageSet images;
+    images.count = 3;
+    images.height = 1;
+    images.width = lowbit::shape_numel(model.input_shape());
+    images.pixels.assign(static_cast<size_t>(3 * images.width), 128);
+    images.labels = {0, 5, 9};
+    model.evaluate(images);
+  });
+  return 0;
+}
