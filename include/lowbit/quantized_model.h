@@ -1,5 +1,7 @@
 // Integer-only inference: weights packed at b bits, activations as b-bit codes, int32
 // accumulators and fixed-point requantization from raw pixels to int32 logits (Jacob et al. 2018).
+// Loading, running and saving are the engine (lowbit::engine: no Eigen, no training code);
+// build(), log_probabilities() and evaluate() need lowbit::lowbit.
 #pragma once
 
 #include <cstdint>
@@ -27,13 +29,15 @@ class QuantizedModel {
 
   // Builds the integer model from a plan. The float model's metadata must hold the
   // normalization ("mean", "std"), which is folded with input quantization into a pixel table.
+  // (lowbit::lowbit)
   static QuantizedModel build(const Model& model, const QuantPlan& plan);
 
   // pixels: [batch, features] raw 8-bit pixels (as in an ImageSet) -> logits: [batch, classes].
   void logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const;
-  // Dequantized log-probabilities of int32 logits: [batch, classes].
+  // Dequantized log-probabilities of int32 logits: [batch, classes]. (lowbit::lowbit)
   Tensor log_probabilities(const int32_t* logits, int64_t batch) const;
   // Accuracy, mean NLL (from dequantized logits) and predictions on a whole image set.
+  // (lowbit::lowbit)
   Evaluation evaluate(const ImageSet& images) const;
 
   int64_t input_size() const;
