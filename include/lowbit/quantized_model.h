@@ -4,6 +4,7 @@
 // build(), log_probabilities() and evaluate() need lowbit::lowbit.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -55,6 +56,9 @@ class QuantizedModel {
 
   void save(const std::string& path) const;
   static QuantizedModel load(const std::string& path);  // validates everything
+  // The same from the bytes of a .lbq file held in memory; errors name `name`.
+  static QuantizedModel load_from_memory(const void* data, size_t size,
+                                         const std::string& name = "model buffer");
 
  private:
   friend struct QuantizedModelAccess;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,8 @@ std::string encode_container(Container container);
 // Reads and validates `path`: size, magic, version, checksum, header JSON, blob sizes, and that
 // header "kind" equals `kind` (any kind when empty). Every failure is a one-line lowbit::Error naming `path`.
 Container read_container(const std::string& path, const std::string& kind);
+// The same checks on a file's bytes held in memory; errors name `path`.
+Container decode_container(std::string_view bytes, const std::string& path, const std::string& kind);
 
 // Float tensors to and from blobs (little-endian IEEE 754, the machine's own order on x86-64).
 std::string floats_to_blob(const float* values, int64_t count);
