@@ -146,6 +146,11 @@ void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logit
 }
 
 nlohmann::json QuantizedModel::summary() const {
+  // [min, max] of a per-channel constant.
+  auto range = [](const auto& values) {
+    const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+    return nlohmann::json::array({*lo, *hi});
+  };
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : layers_)
     layers.push_back({{"in_features", l->in_features},
@@ -157,8 +162,20 @@ nlohmann::json QuantizedModel::summary() const {
                       {"output", l->out_bits ? output_code_name(l->out_bits) : "int32 logits"},
                       {"input_scale", l->input_scale},
                       {"input_zero_point", l->input_zero_point},
-                      {"packed_bytes", l->weights.data.size()}});
+                      {"weight_scale", range(l->weight_scale)},
+                      {"weight_zero_point", range(l->weight_zero_point)},
+                      {"output_scale", l->output_scale},
+                      {"output_zero_point", l->output_zero_point},
+                      {"output_clamp", {l->output_min, l->output_max}},
+                      {"packed_bytes", l->weights.data.size()},
+                      // bias, weight zero points, multipliers and shifts: four int32 per channel
+                      {"constant_bytes", 4 * 4 * l->out_features},
+                      {"macs", l->in_features * l->out_features}});
   return {{"input_shape", input_shape_},
+          {"num_classes", num_classes()},
+          {"logit_scale", logit_scale_},
+          {"weight_bytes", weight_bytes()},
+          {"macs_per_image", macs_per_image()},
           {"kernel", kernel_name()},
           {"input_kernel", input_kernel_name()},
           {"layers", layers}};

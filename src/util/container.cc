@@ -126,6 +126,26 @@ Container decode_container(std::string_view bytes, const std::string& path, cons
   return container;
 }
 
+ContainerFacts examine_container(const std::string& path) {
+  const std::string bytes = read_model_bytes(path);
+  ContainerFacts facts;
+  facts.file_bytes = static_cast<int64_t>(bytes.size());
+  if (bytes.size() < kFixedHeader + kChecksumBytes) return facts;
+  facts.magic_ok = std::memcmp(bytes.data(), kContainerMagic, sizeof kContainerMagic) == 0;
+  facts.version = get_u32(bytes, 8);
+  facts.header_bytes = get_u32(bytes, 12);
+  const size_t body = bytes.size() - kChecksumBytes;
+  facts.stored_checksum = get_u32(bytes, body);
+  facts.computed_checksum = crc32_of(bytes.data(), body);
+  if (facts.header_bytes <= body - kFixedHeader) {
+    facts.header = nlohmann::json::parse(bytes.begin() + kFixedHeader,
+                                         bytes.begin() + kFixedHeader + facts.header_bytes, nullptr,
+                                         /*allow_exceptions=*/false);
+    if (facts.header.is_discarded()) facts.header = nullptr;
+  }
+  return facts;
+}
+
 std::string floats_to_blob(const float* values, int64_t count) {
   return std::string(reinterpret_cast<const char*>(values), static_cast<size_t>(count) * 4);
 }
