@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# consumer.sh BUILD_DIR MODEL_DIR WORK_DIR LIBDIR [PYTHON]: installs lowbit from BUILD_DIR into a fresh
-# prefix, then uses that install the way other programs would: the lowbit command, the CMake
-# package (tests/consumer, with Eigen, CLI11, PLplot and libpng hidden from it), pkg-config, and
-# the Python module. Every result is checked against what the build tree's lowbit said about the
-# same real model (MODEL_DIR, from real_model.sh).
+# consumer.sh NATIVE BUILD_DIR MODEL_DIR WORK_DIR LIBDIR [PYTHON]: installs lowbit from BUILD_DIR
+# into a fresh prefix, then uses that install the way other programs would: the lowbit command,
+# the CMake package (tests/consumer, with Eigen, CLI11, PLplot and libpng hidden from it),
+# pkg-config, and the Python module. Every result is checked against what the build tree's lowbit
+# said about the same real model (MODEL_DIR, from real_model.sh). Runs in the native build only
+# (NATIVE on): the install is the same in the portable one, which tests the .deb instead, and
+# CI, which runs both, saves the half minute.
 set -euo pipefail
+native=$1
+shift
+if [ "$native" != ON ] && [ "$native" != 1 ]; then
+  echo "skipped: the installed package is tested in the native build; the portable one tests the .deb"
+  exit 77
+fi
 build=$(cd "$1" && pwd) models=$(cd "$2" && pwd) work=$3 libdir=$4 python=${5:-}
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$work"
