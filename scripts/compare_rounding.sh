@@ -3,7 +3,8 @@
 # the bare presets (gptq, adaround) and the best recipe with its rounding swapped, at
 # weights = activations b = 2, 3, 4 and weights-only b = 2, 3 (8-bit activations), for float
 # models trained with seeds 0, 1, 2. Prints one line per run and the medians over the seeds.
-# Needs full MNIST: LOWBIT_DATA_DIR=/path/with/mnist/. Usage: scripts/compare_rounding.sh [OUT_DIR]
+# Needs full MNIST: LOWBIT_DATA_DIR=DIR with DIR/mnist/ (or DIR the mnist/ folder itself).
+# Usage: scripts/compare_rounding.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lowbit=build/tools/lowbit

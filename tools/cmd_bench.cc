@@ -67,7 +67,7 @@ Action add_bench_command(CLI::App& app) {
     std::vector<uint8_t> source;
     std::string input_name = "random pixels";
     if (f->input == "test") {
-      const Dataset data = load_data_for(f->data, model.metadata);
+      const Dataset data = load_data_for(f->data, model.metadata, f->model);
       if (data.test.image_size() != features)
         throw Error("--input test: " + data.name + " images have " + std::to_string(data.test.image_size()) +
                     " pixels, the model expects " + std::to_string(features));

@@ -12,7 +12,7 @@ Action add_data_command(CLI::App& app) {
   data->require_subcommand(1);
   auto* list = data->add_subcommand("list", "show each dataset, where it is and whether it is full");
   auto flags = std::make_shared<DataFlags>();
-  list->add_option("--data-dir", flags->data_dir, "folder to search first");
+  list->add_option("--data-dir", flags->data_dir, kDataDirHelp);
   return [flags] {
     DataOptions options;
     if (!flags->data_dir.empty()) options.data_dir = flags->data_dir;

@@ -46,9 +46,12 @@ nlohmann::json report_json(const std::vector<LayerQuantError>& rows, const std::
   return out;
 }
 
-void print_table(const std::vector<LayerQuantError>& rows, const std::string& method) {
+// images: what the layer inputs were computed from, e.g. "mnist train, first 1,024 of 60,000 images".
+void print_table(const std::vector<LayerQuantError>& rows, const std::string& method,
+                 const std::string& images) {
   std::printf("SQNR = 10 log10(sum x^2 / sum (x - x_hat)^2), method %s at b bits "
-              "(weights and the layer's input)\n\n", method.c_str());
+              "(weights and the layer's input);\nlayer inputs and ranges from %s (calibration)\n\n",
+              method.c_str(), images.c_str());
   std::printf("%6s %-11s %4s %13s %13s\n", "linear", "shape", "bits", "weight SQNR", "act SQNR");
   for (const LayerQuantError& r : rows) {
     const std::string shape = shape_string({r.out_features, r.in_features});
@@ -141,7 +144,7 @@ Action add_layers_command(CLI::App& app) {
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     const Model model = load_model(f->model);
-    const Dataset data = load_data_for(f->data, model.metadata);
+    const Dataset data = load_data_for(f->data, model.metadata, f->model);
     if (model.input_size() != data.train.image_size())
       throw Error("--model " + f->model + ": expects " + std::to_string(model.input_size()) +
                   " pixels per image, " + data.name + " has " +
@@ -159,7 +162,7 @@ Action add_layers_command(CLI::App& app) {
     if (f->json) {
       std::printf("%s\n", json.dump(2).c_str());
     } else {
-      print_table(rows, f->method);
+      print_table(rows, f->method, describe_split(data, Split::train, SplitPart::first, count));
       std::printf("\nwrote %s/layers.json and layerN_{weights,activations}.png (%d-bit ranges)\n",
                   f->out_dir.c_str(), f->hist_bits);
     }

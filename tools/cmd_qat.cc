@@ -58,7 +58,7 @@ Action add_qat_command(CLI::App& app) {
       throw Error("--bits (or both --weight-bits and --act-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_model(f->model);
-    const Dataset data = load_data_for(f->data, model.metadata);
+    const Dataset data = load_data_for(f->data, model.metadata, f->model);
     const Tensor train_images = normalize_all(data, data.train);
     const auto start = std::chrono::steady_clock::now();
     const QatResult result =
@@ -83,12 +83,13 @@ Action add_qat_command(CLI::App& app) {
     int64_t same = 0;
     for (int64_t i = 0; i < data.test.count; ++i) same += integer.predictions[i] == sim.predictions[i];
     std::printf("wrote %s: %d-bit weights%s, %d-bit activations, %lld bytes of packed weights\n"
-                "QAT %d epochs in %.1fs; test accuracy: integer engine %.2f%%, simulated %.2f%%, "
-                "same prediction on %.2f%%\n",
+                "QAT %d epochs in %.1fs on %s; accuracy on %s: integer engine %.2f%%, "
+                "simulated %.2f%%, same prediction on %.2f%%\n",
                 f->out.c_str(), options.weight_bits,
                 options.ternary ? " (ternary)" : options.weight_bits == 1 ? " (sign, ±s)" : "",
                 options.act_bits, static_cast<long long>(quantized.weight_bytes()),
-                options.epochs, seconds, 100 * integer.accuracy, 100 * sim.accuracy,
+                options.epochs, seconds, describe_split(data, Split::train).c_str(),
+                describe_split(data, Split::test).c_str(), 100 * integer.accuracy, 100 * sim.accuracy,
                 data.test.count ? 100.0 * static_cast<double>(same) / static_cast<double>(data.test.count)
                                 : 0.0);
     return 0;

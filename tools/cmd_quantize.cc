@@ -91,7 +91,7 @@ Action add_quantize_command(CLI::App& app) {
       throw Error("--bits (or both --weight-bits and --act-bits, or --layer-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_model(f->model);
-    const Dataset data = load_data_for(f->data, model.metadata);
+    const Dataset data = load_data_for(f->data, model.metadata, f->model);
     const int64_t count = std::min<int64_t>(f->calibration, data.train.count);
     const Tensor calibration = normalized_images(data.train, data.mean, data.std, 0, count);
     const QuantPlan plan = plan_quantization(model, calibration, options);
@@ -100,12 +100,13 @@ Action add_quantize_command(CLI::App& app) {
     const auto float_bytes = std::filesystem::file_size(f->model);
     const auto quantized_bytes = std::filesystem::file_size(f->out);
     std::printf("wrote %s: %d-bit weights, %d-bit activations (first layer; %s), %lld bytes of packed "
-                "weights; file %llu bytes vs float %llu bytes (%.1fx smaller)\n",
+                "weights; file %llu bytes vs float %llu bytes (%.1fx smaller); calibrated on %s\n",
                 f->out.c_str(), quantized.weight_bits(), quantized.act_bits(), options.method.c_str(),
                 static_cast<long long>(quantized.weight_bytes()),
                 static_cast<unsigned long long>(quantized_bytes),
                 static_cast<unsigned long long>(float_bytes),
-                static_cast<double>(float_bytes) / static_cast<double>(quantized_bytes));
+                static_cast<double>(float_bytes) / static_cast<double>(quantized_bytes),
+                describe_split(data, Split::train, SplitPart::first, count).c_str());
     return 0;
   };
 }
@@ -131,6 +132,7 @@ Action add_infer_command(CLI::App& app) {
     const int64_t height = shape.size() >= 2 ? shape[shape.size() - 2] : 1;
     const int64_t width = shape.back();
     ImageSet images;
+    int64_t idx_count = 0;  // images in the IDX file
     std::vector<std::string> names;
     const bool png = f->inputs.front().size() > 4 &&
                      f->inputs.front().compare(f->inputs.front().size() - 4, 4, ".png") == 0;
@@ -147,12 +149,25 @@ Action add_infer_command(CLI::App& app) {
         throw Error(f->inputs.front() + ": images are " + std::to_string(idx.rows) + "x" +
                     std::to_string(idx.cols) + ", the model expects " +
                     std::to_string(model.input_size()) + " pixels");
+      idx_count = idx.count;
       images.count = std::min(idx.count, f->limit);
       images.height = idx.rows;
       images.width = idx.cols;
       images.pixels.assign(idx.pixels.begin(), idx.pixels.begin() + images.count * idx.rows * idx.cols);
       for (int64_t i = 0; i < images.count; ++i) names.push_back("image " + std::to_string(i));
     }
+    // The per-image lines name each image by file or index; this line, beside the data lines
+    // other commands print on stderr, says which images those are and whose model it is.
+    const std::string trained_on = model.metadata.is_object()
+                                       ? model.metadata.value("dataset", "an unrecorded dataset")
+                                       : "an unrecorded dataset";
+    if (png)
+      std::fprintf(stderr, "images: %zu PNG files; model trained on %s\n",
+                   f->inputs.size(), trained_on.c_str());
+    else
+      std::fprintf(stderr, "images: first %lld of %lld in %s; model trained on %s\n",
+                   static_cast<long long>(images.count), static_cast<long long>(idx_count),
+                   f->inputs.front().c_str(), trained_on.c_str());
     const int64_t classes = model.num_classes();
     std::vector<int32_t> logits(images.count * classes);
     model.logits(images.pixels.data(), images.count, logits.data());

@@ -183,7 +183,7 @@ Action add_sensitivity_command(CLI::App& app) {
     }
     const bool search = f->budget >= 0;
     const Model model = load_model(f->model);
-    const Dataset data = load_data_for(f->data, model.metadata);
+    const Dataset data = load_data_for(f->data, model.metadata, f->model);
     // The search chooses on the last --validation training images; calibration never sees them.
     const int64_t held_out = search ? f->validation : 0;
     if (held_out >= data.train.count)
@@ -211,7 +211,10 @@ Action add_sensitivity_command(CLI::App& app) {
     const MixedPrecisionPoint* chosen = search ? best_within(path, f->budget) : nullptr;
 
     if (f->json) {
-      nlohmann::json out = {{"method", f->method}, {"layers", nlohmann::json::array()}};
+      nlohmann::json out = {{"method", f->method},
+                            {"dataset", data.name},
+                            {"test_images", describe_split(data, Split::test)},
+                            {"layers", nlohmann::json::array()}};
       for (const auto& r : rows)
         out["layers"].push_back(
             {{"linear", r.linear}, {"bits", r.bits}, {"accuracy", r.accuracy}, {"kl", r.kl}});
@@ -225,16 +228,17 @@ Action add_sensitivity_command(CLI::App& app) {
       return 0;
     }
     std::printf("one layer quantized (%s, weights and its input at b bits), others float;\n"
-                "simulated on %lld test images; KL(float || quantized) in nats\n\n",
-                f->method.c_str(), static_cast<long long>(data.test.count));
+                "simulated on %s; KL(float || quantized) in nats\n\n",
+                f->method.c_str(), describe_split(data, Split::test).c_str());
     std::printf("%6s %4s %10s %12s\n", "linear", "bits", "accuracy", "KL");
     for (const auto& r : rows)
       std::printf("%6zu %4d %9.2f%% %12.5f\n", r.linear, r.bits, 100 * r.accuracy, r.kl);
     if (search) {
       std::printf("\ngreedy mixed precision (%s, integer engine), from all-%d-bit down, chosen on "
-                  "the last %lld training images (validation); test reported only:\n",
+                  "%s (validation);\ntest: %s, reported only:\n",
                   f->method.c_str(), path.front().weight_bits.front(),
-                  static_cast<long long>(held_out));
+                  describe_split(data, Split::train, SplitPart::last, held_out).c_str(),
+                  describe_split(data, Split::test).c_str());
       std::printf("%-12s %-12s %12s %11s %10s %s\n", "weight bits", "act bits", "weight bytes",
                   "validation", "test", "");
       const std::vector<bool> front = pareto_front(path);

@@ -15,9 +15,14 @@
 namespace lowbit::cli {
 namespace {
 
-void print_table(const SweepResult& r) {
-  std::printf("\nFC_NN on %s: %lld train / %lld test images\n", r.dataset.c_str(),
-              static_cast<long long>(r.train_size), static_cast<long long>(r.test_size));
+// origin: where the float model came from, e.g. "trained on mnist train, 60,000 images".
+void print_table(const SweepResult& r, const Dataset& data, const std::string& origin,
+                 int64_t calibration_count) {
+  std::printf("\nFC_NN %s\naccuracy on %s; calibration: %s\n", origin.c_str(),
+              describe_split(data, Split::test).c_str(),
+              describe_split(data, Split::train, SplitPart::first,
+                             std::min(calibration_count, data.train.count))
+                  .c_str());
   std::printf("float32 test accuracy: %.2f%%  (weights %lld bytes)\n\n", 100 * r.float_accuracy,
               static_cast<long long>(r.float_weight_bytes));
   std::printf("%-10s %4s %10s %10s %10s %8s %13s\n", "method", "bits", "accuracy", "drop",
@@ -44,6 +49,7 @@ Action add_sweep_command(CLI::App& app) {
     bool json = false;
   };
   auto f = std::make_shared<Flags>();
+  f->data.dataset.clear();  // mnist, or with --model the model's own
   add_data_flags(*cmd, f->data);
   add_training_flags(*cmd, f->train);
   add_threads_flag(*cmd, f->threads);
@@ -68,13 +74,15 @@ Action add_sweep_command(CLI::App& app) {
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     std::optional<Model> loaded;
-    if (!f->model.empty()) {
-      loaded = load_model(f->model);
-      if (f->data.dataset == "mnist" && loaded->metadata.contains("dataset"))
-        f->data.dataset = loaded->metadata["dataset"];
-    }
-    const Dataset data = load_data(f->data);
+    if (!f->model.empty()) loaded = load_model(f->model);
+    const Dataset data = loaded ? load_data_for(f->data, loaded->metadata, f->model)
+                                : load_data_for(f->data, nlohmann::json::object(), "");
     const Tensor train_images = normalize_all(data, data.train);
+    const std::string trained_on = loaded && loaded->metadata.is_object()
+                                       ? loaded->metadata.value("dataset", "an unrecorded dataset")
+                                       : "an unrecorded dataset";
+    const std::string origin = loaded ? "from " + f->model + " (trained on " + trained_on + ")"
+                                      : "trained on " + describe_split(data, Split::train);
     const Model model = loaded ? std::move(*loaded) : train_fc_nn(data, train_images, f->train);
     if (!f->model.empty() && model.input_size() != data.test.image_size())
       throw Error("--model " + f->model + ": expects " + std::to_string(model.input_size()) +
@@ -90,7 +98,7 @@ Action add_sweep_command(CLI::App& app) {
     if (f->json) {
       std::printf("%s\n", result.to_json().dump(2).c_str());
     } else {
-      print_table(result);
+      print_table(result, data, origin, options.calibration_count);
       std::printf("wrote %s/sweep.json, accuracy_vs_bits.png and accuracy_vs_bits.svg\n",
                   f->out_dir.c_str());
     }

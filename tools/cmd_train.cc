@@ -32,9 +32,9 @@ Action add_train_command(CLI::App& app) {
     const Model model = train_fc_nn(data, train_images, f->train);
     const Evaluation test = evaluate(model, normalize_all(data, data.test), data.test.labels);
     save_model(model, f->out);
-    std::printf("test accuracy %.2f%%, loss %.4f on %lld %s test images; wrote %s\n",
-                100 * test.accuracy, test.loss, static_cast<long long>(test.count),
-                data.name.c_str(), f->out.c_str());
+    std::printf("trained on %s; test accuracy %.2f%%, loss %.4f on %s; wrote %s\n",
+                describe_split(data, Split::train).c_str(), 100 * test.accuracy, test.loss,
+                describe_split(data, Split::test).c_str(), f->out.c_str());
     return 0;
   };
 }
@@ -55,23 +55,24 @@ Action add_eval_command(CLI::App& app) {
     apply_threads(f->threads);
     const std::string kind = model_file_kind(f->model);
     Evaluation result;
-    std::string engine;
+    std::string engine, images;
     if (kind == "float") {
       const Model model = load_model(f->model);
-      const Dataset data = load_data_for(f->data, model.metadata);
+      const Dataset data = load_data_for(f->data, model.metadata, f->model);
       result = evaluate(model, normalize_all(data, data.test), data.test.labels);
       engine = "float32";
+      images = describe_split(data, Split::test);
     } else {
       const QuantizedModel model = QuantizedModel::load(f->model);
-      const Dataset data = load_data_for(f->data, model.metadata);
+      const Dataset data = load_data_for(f->data, model.metadata, f->model);
       result = model.evaluate(data.test);
       engine = "integer engine (" + std::string(model.input_kernel_name()) + ", " + model.kernel_name() + "), " +
                std::to_string(model.weight_bits()) + "-bit weights, " +
                std::to_string(model.act_bits()) + "-bit activations";
+      images = describe_split(data, Split::test);
     }
-    std::printf("%s: accuracy %.2f%%, loss %.4f on %lld test images [%s]\n", f->model.c_str(),
-                100 * result.accuracy, result.loss, static_cast<long long>(result.count),
-                engine.c_str());
+    std::printf("%s: accuracy %.2f%%, loss %.4f on %s [%s]\n", f->model.c_str(),
+                100 * result.accuracy, result.loss, images.c_str(), engine.c_str());
     return 0;
   };
 }

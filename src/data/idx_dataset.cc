@@ -9,9 +9,6 @@
 namespace lowbit::data {
 namespace {
 
-const char* const kFileNames[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
-
 // The raw file when present, else the .gz one; names both when neither exists.
 std::string find_file(const std::string& dir, const std::string& name) {
   std::error_code ignored;
@@ -48,7 +45,7 @@ ImageSet read_split(const std::string& images_path, const std::string& labels_pa
 
 std::vector<std::string> idx_file_candidates(const std::string& dir) {
   std::vector<std::string> files;
-  for (const char* name : kFileNames) {
+  for (const char* name : kIdxFileNames) {
     files.push_back(dir + "/" + name);
     files.push_back(dir + "/" + name + ".gz");
   }
@@ -58,7 +55,7 @@ std::vector<std::string> idx_file_candidates(const std::string& dir) {
 Dataset load_idx_dataset(const DatasetInfo& info, const std::string& dir,
                          const std::string& source) {
   std::string paths[4];
-  for (int i = 0; i < 4; ++i) paths[i] = find_file(dir, kFileNames[i]);
+  for (int i = 0; i < 4; ++i) paths[i] = find_file(dir, kIdxFileNames[i]);
   Dataset dataset;
   dataset.name = info.name;
   dataset.source = source;
@@ -79,8 +76,8 @@ Dataset load_idx_dataset(const DatasetInfo& info, const std::string& dir,
 }
 
 std::pair<int64_t, int64_t> idx_dataset_counts(const std::string& dir) {
-  int64_t train = read_idx_header(find_file(dir, kFileNames[0]), kIdxImagesMagic).count;
-  int64_t test = read_idx_header(find_file(dir, kFileNames[2]), kIdxImagesMagic).count;
+  int64_t train = read_idx_header(find_file(dir, kIdxFileNames[0]), kIdxImagesMagic).count;
+  int64_t test = read_idx_header(find_file(dir, kIdxFileNames[2]), kIdxImagesMagic).count;
   return {train, test};
 }
 

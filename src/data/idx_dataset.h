@@ -9,6 +9,11 @@
 
 namespace lowbit::data {
 
+// The four files a folder must hold, each raw or with .gz appended: train images and labels,
+// then test images and labels.
+inline const char* const kIdxFileNames[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+
 // Every file name the folder may hold, raw and .gz: for "does this folder hold the dataset?".
 std::vector<std::string> idx_file_candidates(const std::string& dir);
 

