@@ -8,11 +8,12 @@
 
 #include "commands.h"
 #include "lowbit/error.h"
+#include "lowbit/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"lowbit: train small networks, quantize them to 1-8 bits, run them on integers"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "lowbit 0.1.0");
+  app.set_version_flag("--version", "lowbit " LOWBIT_VERSION_STRING);
   std::vector<std::pair<CLI::App*, lowbit::cli::Action>> commands;
   auto add = [&](lowbit::cli::Action (*make)(CLI::App&)) {
     const size_t before = app.get_subcommands({}).size();
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   add(lowbit::cli::add_qat_command);
   add(lowbit::cli::add_sensitivity_command);
   add(lowbit::cli::add_layers_command);
+  add(lowbit::cli::add_inspect_command);
 
   try {
     app.parse(argc, argv);

@@ -1,7 +1,10 @@
 // Integer-only inference: weights packed at b bits, activations as b-bit codes, int32
 // accumulators and fixed-point requantization from raw pixels to int32 logits (Jacob et al. 2018).
+// Loading, running and saving are the engine (lowbit::engine: no Eigen, no training code);
+// build(), log_probabilities() and evaluate() need lowbit::lowbit.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,13 +30,15 @@ class QuantizedModel {
 
   // Builds the integer model from a plan. The float model's metadata must hold the
   // normalization ("mean", "std"), which is folded with input quantization into a pixel table.
+  // (lowbit::lowbit)
   static QuantizedModel build(const Model& model, const QuantPlan& plan);
 
   // pixels: [batch, features] raw 8-bit pixels (as in an ImageSet) -> logits: [batch, classes].
   void logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const;
-  // Dequantized log-probabilities of int32 logits: [batch, classes].
+  // Dequantized log-probabilities of int32 logits: [batch, classes]. (lowbit::lowbit)
   Tensor log_probabilities(const int32_t* logits, int64_t batch) const;
   // Accuracy, mean NLL (from dequantized logits) and predictions on a whole image set.
+  // (lowbit::lowbit)
   Evaluation evaluate(const ImageSet& images) const;
 
   int64_t input_size() const;
@@ -51,6 +56,9 @@ class QuantizedModel {
 
   void save(const std::string& path) const;
   static QuantizedModel load(const std::string& path);  // validates everything
+  // The same from the bytes of a .lbq file held in memory; errors name `name`.
+  static QuantizedModel load_from_memory(const void* data, size_t size,
+                                         const std::string& name = "model buffer");
 
  private:
   friend struct QuantizedModelAccess;

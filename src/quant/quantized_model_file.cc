@@ -67,8 +67,8 @@ struct QuantizedModelAccess {
     write_file_atomic(path, encode_container(std::move(c)));
   }
 
-  static QuantizedModel load(const std::string& path) {
-    Container c = read_container(path, "quantized");
+  // `path` names the file (or the buffer) in every error.
+  static QuantizedModel load(Container c, const std::string& path) {
     QuantizedModel m;
     try {
       const auto& h = c.header;
@@ -171,6 +171,13 @@ struct QuantizedModelAccess {
 };
 
 void QuantizedModel::save(const std::string& path) const { QuantizedModelAccess::save(*this, path); }
-QuantizedModel QuantizedModel::load(const std::string& path) { return QuantizedModelAccess::load(path); }
+QuantizedModel QuantizedModel::load(const std::string& path) {
+  return QuantizedModelAccess::load(read_container(path, "quantized"), path);
+}
+QuantizedModel QuantizedModel::load_from_memory(const void* data, size_t size, const std::string& name) {
+  if (!data && size) throw Error(name + ": no data");
+  const std::string_view bytes(static_cast<const char*>(data), size);
+  return QuantizedModelAccess::load(decode_container(bytes, name, "quantized"), name);
+}
 
 }  // namespace lowbit

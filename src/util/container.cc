@@ -3,8 +3,10 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "lowbit/error.h"
@@ -19,7 +21,7 @@ void put_u32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-uint32_t get_u32(const std::string& in, size_t at) {
+uint32_t get_u32(std::string_view in, size_t at) {
   uint32_t v = 0;
   for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(in[at + i])} << (8 * i);
   return v;
@@ -52,16 +54,34 @@ std::string encode_container(Container container) {
   return out;
 }
 
-Container read_container(const std::string& path, const std::string& kind) {
+namespace {
+
+// The whole file, or a one-line error naming `path`.
+std::string read_model_bytes(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) throw Error(path + ": is a directory");
   std::ifstream file(path, std::ios::binary | std::ios::ate);
   if (!file) throw Error(path + ": cannot open: " + std::strerror(errno));
   const std::streamoff size = file.tellg();
-  if (size < static_cast<std::streamoff>(kFixedHeader + kChecksumBytes))
-    throw Error(path + ": not a lowbit model (file is " + std::to_string(size) + " bytes)");
+  if (size < 0) throw Error(path + ": read failed");
   if (size > kContainerMaxBytes) throw Error(path + ": model file larger than 1 GiB");
   std::string bytes(static_cast<size_t>(size), '\0');
   file.seekg(0);
   if (!file.read(bytes.data(), size)) throw Error(path + ": read failed");
+  return bytes;
+}
+
+}  // namespace
+
+Container read_container(const std::string& path, const std::string& kind) {
+  return decode_container(read_model_bytes(path), path, kind);
+}
+
+Container decode_container(std::string_view bytes, const std::string& path, const std::string& kind) {
+  if (bytes.size() < kFixedHeader + kChecksumBytes)
+    throw Error(path + ": not a lowbit model (only " + std::to_string(bytes.size()) + " bytes)");
+  if (bytes.size() > static_cast<uint64_t>(kContainerMaxBytes))
+    throw Error(path + ": model file larger than 1 GiB");
 
   if (std::memcmp(bytes.data(), kContainerMagic, sizeof kContainerMagic) != 0)
     throw Error(path + ": not a lowbit model (bad magic)");
@@ -99,11 +119,31 @@ Container read_container(const std::string& path, const std::string& kind) {
     if (!s.is_number_unsigned() || s.get<uint64_t>() > body - at)
       throw Error(path + ": blob table exceeds file");
     const size_t n = s.get<size_t>();
-    container.blobs.emplace_back(bytes, at, n);
+    container.blobs.emplace_back(bytes.substr(at, n));
     at += n;
   }
   if (at != body) throw Error(path + ": " + std::to_string(body - at) + " unexpected bytes after blobs");
   return container;
+}
+
+ContainerFacts examine_container(const std::string& path) {
+  const std::string bytes = read_model_bytes(path);
+  ContainerFacts facts;
+  facts.file_bytes = static_cast<int64_t>(bytes.size());
+  if (bytes.size() < kFixedHeader + kChecksumBytes) return facts;
+  facts.magic_ok = std::memcmp(bytes.data(), kContainerMagic, sizeof kContainerMagic) == 0;
+  facts.version = get_u32(bytes, 8);
+  facts.header_bytes = get_u32(bytes, 12);
+  const size_t body = bytes.size() - kChecksumBytes;
+  facts.stored_checksum = get_u32(bytes, body);
+  facts.computed_checksum = crc32_of(bytes.data(), body);
+  if (facts.header_bytes <= body - kFixedHeader) {
+    facts.header = nlohmann::json::parse(bytes.begin() + kFixedHeader,
+                                         bytes.begin() + kFixedHeader + facts.header_bytes, nullptr,
+                                         /*allow_exceptions=*/false);
+    if (facts.header.is_discarded()) facts.header = nullptr;
+  }
+  return facts;
 }
 
 std::string floats_to_blob(const float* values, int64_t count) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,22 @@ std::string encode_container(Container container);
 // Reads and validates `path`: size, magic, version, checksum, header JSON, blob sizes, and that
 // header "kind" equals `kind` (any kind when empty). Every failure is a one-line lowbit::Error naming `path`.
 Container read_container(const std::string& path, const std::string& kind);
+// The same checks on a file's bytes held in memory; errors name `path`.
+Container decode_container(std::string_view bytes, const std::string& path, const std::string& kind);
+
+// What `lowbit inspect` shows of a file before trusting it: the fixed fields and the checksum as
+// stored and as computed, whether or not they are valid.
+struct ContainerFacts {
+  int64_t file_bytes = 0;
+  bool magic_ok = false;           // false also for files shorter than the fixed fields
+  uint32_t version = 0;
+  uint32_t header_bytes = 0;
+  uint32_t stored_checksum = 0, computed_checksum = 0;
+  nlohmann::json header;           // null when the header is not JSON or overruns the file
+  bool checksum_ok() const { return magic_ok && stored_checksum == computed_checksum; }
+};
+// Reads `path` (throws lowbit::Error only when it cannot be read or exceeds 1 GiB).
+ContainerFacts examine_container(const std::string& path);
 
 // The CRC-32 (zlib's) that ends every container, over all bytes before it.
 uint32_t container_crc32(const char* data, size_t size);
