@@ -328,6 +328,7 @@ TEST_F(Cifar10Lookup, NotThereSaysWhatIsExpectedAndHowToFix) {
   EXPECT_TRUE(contains(message, "; the folder is empty")) << message;
   message = error_of([&] { load_dataset("cifar10", {}); });
   EXPECT_EQ(message.rfind("cifar10: not found (looked in: " + root_ + "/home/.cache/lowbit/data/cifar10 (user cache), ", 0), 0u) << message;
+  EXPECT_TRUE(contains(message, "lowbit data fetch cifar10")) << message;
   // A folder with MNIST only says so.
   testing_data::write_idx_dataset(root_ + "/m/mnist", 3, 1);
   EXPECT_TRUE(contains(error_of([&] { load_dataset("cifar10", {root_ + "/m"}); }), "; it holds mnist"));

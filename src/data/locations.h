@@ -21,6 +21,11 @@ struct Place {
 // `why` is "--data-dir" or "LOWBIT_DATA_DIR". When there is one, lowbit looks nowhere else.
 std::optional<Place> named_data_dir(const DataOptions& options);
 
+// The user cache root: $XDG_CACHE_HOME/lowbit/data when that is an absolute path, else
+// ~/.cache/lowbit/data; nullopt without HOME. Like every root it holds datasets as subfolders,
+// and `lowbit data fetch` downloads into it.
+std::optional<Place> user_cache();
+
 // How an error names that folder: "--data-dir DIR" or "LOWBIT_DATA_DIR=DIR".
 std::string as_given(const Place& named);
 
