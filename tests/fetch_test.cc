@@ -353,6 +353,7 @@ TEST(RealData, FetchFromALocalCopyOfTheSharedData) {
   }
   for (const std::string& entry : files_in(options.cache_dir))
     EXPECT_FALSE(contains(entry, ".part")) << entry;
+  fs::remove_all(dir);  // 200 MB of copies
 }
 
 }  // namespace
