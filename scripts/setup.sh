@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libplplot-dev plplot-driver-cairo fonts-dejavu-core
   libdnnl-dev
+  libcurl4-openssl-dev
   dataset-fashion-mnist
 )
 # Scripts with needs of their own (scripts/fuzz.sh: clang) name them in LOWBIT_EXTRA_PACKAGES.

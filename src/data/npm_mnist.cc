@@ -121,8 +121,8 @@ Dataset load_mnist_10k(const std::string& package_dir, const std::string& source
                         " test; its test images are not the official test set";
   dataset.num_classes = 10;
   dataset.class_names = kMnist10k.class_names;
-  dataset.mean = {kMnist10k.mean};
-  dataset.std = {kMnist10k.std};
+  dataset.mean = kMnist10k.mean;
+  dataset.std = kMnist10k.std;
   dataset.train = pick(all, order, 0, train_count);
   dataset.test = pick(all, order, train_count, all.count);
   return dataset;
