@@ -136,7 +136,7 @@ ContainerFacts examine_container(const std::string& path) {
   facts.header_bytes = get_u32(bytes, 12);
   const size_t body = bytes.size() - kChecksumBytes;
   facts.stored_checksum = get_u32(bytes, body);
-  facts.computed_checksum = crc32_of(bytes.data(), body);
+  facts.computed_checksum = container_crc32(bytes.data(), body);
   if (facts.header_bytes <= body - kFixedHeader) {
     facts.header = nlohmann::json::parse(bytes.begin() + kFixedHeader,
                                          bytes.begin() + kFixedHeader + facts.header_bytes, nullptr,
