@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   add(lowbit::cli::add_qat_command);
   add(lowbit::cli::add_sensitivity_command);
   add(lowbit::cli::add_layers_command);
+  add(lowbit::cli::add_models_command);
 
   try {
     app.parse(argc, argv);

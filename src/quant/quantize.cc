@@ -38,15 +38,16 @@ void check_options(const QuantOptions& options, size_t linear_count) {
 
 }  // namespace
 
-void check_quantizable(const Model& model) {
+void check_quantizable(const Model& model, const std::string& where) {
+  const std::string prefix = where.empty() ? "" : where + ": ";
   for (size_t i = 0; i < model.layer_count(); ++i) {
     const std::string kind = model.layer(i).kind();
     if (kind != "linear" && kind != "relu" && kind != "log_softmax")
-      throw Error("cannot quantize layer kind \"" + kind + "\" (node \"" + model.node_name(i) +
+      throw Error(prefix + "cannot quantize layer kind \"" + kind + "\" (node \"" + model.node_name(i) +
                   "\") yet: quantization handles chains of linear, relu and log_softmax");
   }
   if (!model.is_chain())
-    throw Error("cannot quantize a graph model yet: quantization handles chains of layers");
+    throw Error(prefix + "cannot quantize a graph model yet: quantization handles chains of layers");
 }
 
 namespace {
