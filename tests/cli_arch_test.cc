@@ -89,6 +89,20 @@ TEST(CliArch, PresetsAndDescriptionFilesTrainAndEvaluate) {
   EXPECT_FALSE(fs::exists(f.dir + "/q.lbq"));
 }
 
+TEST(CliArch, ACnnTrainsToTheSameFileOnOneAndTwoThreads) {
+  const Fixture f = make_fixture();
+  const std::string file = f.dir + "/tiny_cnn.json";
+  Json d = tiny_cnn();
+  // Dropout before the pool: its mask must not depend on the thread either.
+  d["nodes"][5]["inputs"] = {"drop"};
+  d["nodes"].insert(d["nodes"].begin() + 5, Json{{"name", "drop"}, {"kind", "dropout"}, {"inputs", {"add"}}, {"p", 0.3}});
+  write_text(file, d.dump());
+  const std::string train = "train --epochs 2 --batch-size 48 --arch " + file + f.data;
+  ASSERT_EQ(run_cli(f.dir, train + " --threads 1 --out " + f.out + "/t1.lbm").exit_code, 0);
+  ASSERT_EQ(run_cli(f.dir, train + " --threads 2 --out " + f.out + "/t2.lbm").exit_code, 0);
+  EXPECT_EQ(testing_cli::slurp(f.out + "/t1.lbm"), testing_cli::slurp(f.out + "/t2.lbm"));
+}
+
 TEST(CliArch, BadDescriptionsAreOneLineErrorsAndWriteNothing) {
   const Fixture f = make_fixture();
   const std::string train = "train --epochs 1 --out " + f.out + "/m.lbm" + f.data + " --arch ";
