@@ -133,6 +133,7 @@ void Conv2d::forward(const Tensor& x, Tensor& y) const {
   // A 1x1 convolution without stride or padding reads the image itself as its columns.
   const bool direct = win.kernel_h == 1 && win.kernel_w == 1 && win.stride_h == 1 &&
                       win.stride_w == 1 && win.pad_h == 0 && win.pad_w == 0;
+  // Scratch per thread, reused across calls: the layer itself stays const and shared.
   thread_local std::vector<float> cols;
   if (!direct) cols.resize(depth * positions);
   y.resize({batch, out, out_h_, out_w_});

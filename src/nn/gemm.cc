@@ -6,6 +6,11 @@
 
 #include <Eigen/Core>
 
+// The entry point below is Eigen's internal API; its signature is that of the 3.4 series.
+#if !EIGEN_VERSION_AT_LEAST(3, 4, 0) || EIGEN_VERSION_AT_LEAST(3, 4, 90)
+#error "nn/gemm.cc calls Eigen 3.4's internal GEMM; check its signature for this Eigen version"
+#endif
+
 namespace lowbit {
 namespace {
 
