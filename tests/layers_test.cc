@@ -125,8 +125,7 @@ TEST(GradientCheck, WholeModelBackwardMatchesLayerByLayerDifferences) {
   Tensor d_out(out.shape());
   d_out[1] = 1.0f;  // dLoss/dlogp[0][1] = 1: loss = logp[0][1]
   std::vector<Tensor> grads = model.zero_gradients();
-  Tensor scratch[2];
-  model.backward(x, acts, d_out, grads, scratch);
+  model.backward(x, acts, d_out, grads);
 
   auto params = model.parameters();
   auto loss = [&] {

@@ -12,6 +12,7 @@
 #include "lowbit/layers.h"
 #include "lowbit/model_file.h"
 #include "lowbit/plot.h"
+#include "lowbit/quantize.h"
 
 namespace lowbit::cli {
 namespace {
@@ -144,6 +145,7 @@ Action add_layers_command(CLI::App& app) {
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     const Model model = load_model(f->model);
+    check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model);
     if (model.input_size() != data.train.image_size())
       throw Error("--model " + f->model + ": expects " + std::to_string(model.input_size()) +

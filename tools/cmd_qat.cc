@@ -9,6 +9,7 @@
 #include "lowbit/error.h"
 #include "lowbit/model_file.h"
 #include "lowbit/qat.h"
+#include "lowbit/quantize.h"
 #include "lowbit/quantized_model.h"
 #include "lowbit/simulated.h"
 
@@ -58,6 +59,7 @@ Action add_qat_command(CLI::App& app) {
       throw Error("--bits (or both --weight-bits and --act-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_model(f->model);
+    check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model);
     const Tensor train_images = normalize_all(data, data.train);
     const auto start = std::chrono::steady_clock::now();

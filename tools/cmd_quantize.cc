@@ -11,6 +11,7 @@
 #include "lowbit/idx.h"
 #include "lowbit/model_file.h"
 #include "lowbit/png_images.h"
+#include "lowbit/quantize.h"
 #include "lowbit/quantized_model.h"
 
 namespace lowbit::cli {
@@ -91,6 +92,7 @@ Action add_quantize_command(CLI::App& app) {
       throw Error("--bits (or both --weight-bits and --act-bits, or --layer-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_model(f->model);
+    check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model);
     const int64_t count = std::min<int64_t>(f->calibration, data.train.count);
     const Tensor calibration = normalized_images(data.train, data.mean, data.std, 0, count);

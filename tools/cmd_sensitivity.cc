@@ -12,6 +12,7 @@
 #include "lowbit/error.h"
 #include "lowbit/model_file.h"
 #include "lowbit/plot.h"
+#include "lowbit/quantize.h"
 #include "lowbit/sensitivity.h"
 
 namespace lowbit::cli {
@@ -183,6 +184,7 @@ Action add_sensitivity_command(CLI::App& app) {
     }
     const bool search = f->budget >= 0;
     const Model model = load_model(f->model);
+    check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model);
     // The search chooses on the last --validation training images; calibration never sees them.
     const int64_t held_out = search ? f->validation : 0;

@@ -12,24 +12,31 @@
 namespace lowbit::cli {
 
 Action add_train_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "train FC_NN and write a float model file");
+  auto* cmd = app.add_subcommand("train", "train a model (FC_NN by default) and write a float model file");
   struct Flags {
     DataFlags data;
     TrainOptions train;
+    std::string arch = "fc_nn";
     std::string out;
     int threads = 0;
   };
   auto f = std::make_shared<Flags>();
   add_data_flags(*cmd, f->data);
   add_training_flags(*cmd, f->train);
+  cmd->add_option("--arch", f->arch,
+                  "a preset (fc_nn, resnet20, cifar_small; see lowbit models) or a model "
+                  "description file (JSON, docs/model-format.md)")
+      ->capture_default_str();
   add_threads_flag(*cmd, f->threads);
   cmd->add_option("--out", f->out, "model file to write")->required();
   return [f] {
     apply_threads(f->threads);
     ensure_writable_dir(parent_dir(f->out), "--out");
+    const Arch arch = parse_arch(f->arch);
     const Dataset data = load_data(f->data);
+    const nlohmann::json description = arch_description(arch, data);
     const Tensor train_images = normalize_all(data, data.train);
-    const Model model = train_fc_nn(data, train_images, f->train);
+    const Model model = train_model(description, data, train_images, f->train);
     const Evaluation test = evaluate(model, normalize_all(data, data.test), data.test.labels);
     save_model(model, f->out);
     std::printf("trained on %s; test accuracy %.2f%%, loss %.4f on %s; wrote %s\n",

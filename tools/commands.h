@@ -20,5 +20,6 @@ Action add_qat_command(CLI::App& app);
 Action add_sensitivity_command(CLI::App& app);
 Action add_layers_command(CLI::App& app);
 Action add_inspect_command(CLI::App& app);
+Action add_models_command(CLI::App& app);
 
 }  // namespace lowbit::cli

@@ -80,6 +80,11 @@ struct QuantPlan {
   std::vector<QuantizedLinearPlan> layers;
 };
 
+// Throws lowbit::Error, one line naming the node (after "where: " when `where` is given), unless
+// the model is a chain of linear, relu and log_softmax layers: what plan_quantization, QAT and the
+// integer engine handle so far.
+void check_quantizable(const Model& model, const std::string& where = "");
+
 // Per Linear layer, the inputs it sees on the calibration images: [count, in_features] each.
 std::vector<Tensor> collect_linear_inputs(const Model& model, const Tensor& calibration_images);
 

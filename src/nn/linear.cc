@@ -1,9 +1,10 @@
-// Fully connected layer, forward and backward through Eigen.
+// Fully connected layer: products through nn/gemm.h, bias terms through Eigen.
 #include <cmath>
 
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
 #include "nn/eigen_view.h"
+#include "nn/gemm.h"
 
 namespace lowbit {
 
@@ -26,30 +27,26 @@ Shape Linear::output_shape(const Shape& input) const {
 void Linear::forward(const Tensor& x, Tensor& y) const {
   const int64_t batch = x.dim(0);
   y.resize({batch, out_features_});
-  auto X = as_matrix(x);
-  ConstMatrixView W(weight().data(), out_features_, in_features_);
-  auto Y = as_matrix(y);
-  Y.noalias() = X * W.transpose();
-  Y.rowwise() += as_vector(bias()).transpose();
+  // Y = X W^T
+  gemm(batch, out_features_, in_features_, x.data(), in_features_, false, weight().data(),
+       in_features_, true, y.data(), out_features_, false);
+  as_matrix(y).rowwise() += as_vector(bias()).transpose();
 }
 
 void Linear::backward(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor* dx,
                       std::span<Tensor> param_grads) const {
-  auto X = as_matrix(x);
-  auto dY = as_matrix(dy);
-  MatrixView dW(param_grads[0].data(), out_features_, in_features_);
-  dW.noalias() += dY.transpose() * X;
-  as_vector(param_grads[1]) += dY.colwise().sum().transpose();
+  const int64_t batch = x.dim(0);
+  // dW += dY^T X
+  gemm(out_features_, in_features_, batch, dy.data(), out_features_, true, x.data(), in_features_,
+       false, param_grads[0].data(), in_features_, true);
+  // Eigen sums the columns in an order fixed by the shape (unaligned packets, rows in order).
+  as_vector(param_grads[1]) += as_matrix(dy).colwise().sum().transpose();
   if (dx) {
+    // dX = dY W
     dx->resize(x.shape());
-    ConstMatrixView W(weight().data(), out_features_, in_features_);
-    as_matrix(*dx).noalias() = dY * W;
+    gemm(batch, in_features_, out_features_, dy.data(), out_features_, false, weight().data(),
+         in_features_, false, dx->data(), in_features_, false);
   }
-}
-
-float uniform_float(std::mt19937_64& rng, float lo, float hi) {
-  const float unit = static_cast<float>(rng() >> 40) * (1.0f / 16777216.0f);  // [0, 1)
-  return lo + (hi - lo) * unit;
 }
 
 void Linear::init_uniform(std::mt19937_64& rng) {

@@ -9,14 +9,34 @@
 
 namespace lowbit {
 
+namespace {
+
+// What a version-1 lowbit reads: a chain ("layers") of these kinds, without buffers.
+bool version_one_model(const nlohmann::json& description) {
+  if (!description.contains("layers")) return false;
+  for (const auto& layer : description["layers"]) {
+    const std::string kind = layer["kind"];
+    if (kind != "linear" && kind != "relu" && kind != "log_softmax") return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void save_model(const Model& model, const std::string& path) {
   Container container;
   container.header = {{"kind", "float"},
                       {"description", model.description()},
                       {"metadata", model.metadata}};
-  for (size_t i = 0; i < model.layer_count(); ++i)
+  // Graphs and the layers added with them are version 3, so that an older lowbit says "upgrade"
+  // instead of failing on the description; FC_NN files stay version 1, byte for byte as before.
+  container.version = version_one_model(container.header["description"]) ? 1 : 3;
+  for (size_t i = 0; i < model.layer_count(); ++i) {
     for (const Tensor& p : model.layer(i).parameters())
       container.blobs.push_back(floats_to_blob(p.data(), p.size()));
+    for (const Tensor& b : model.layer(i).buffers())
+      container.blobs.push_back(floats_to_blob(b.data(), b.size()));
+  }
   write_file_atomic(path, encode_container(std::move(container)));
 }
 
@@ -34,13 +54,19 @@ Model load_model(const std::string& path) {
   if (container.header.contains("metadata") && container.header["metadata"].is_object())
     model.metadata = container.header["metadata"];
   size_t blob = 0;
+  auto read = [&](Tensor& t, const char* what) {
+    if (blob >= container.blobs.size()) throw Error(path + ": missing " + what + " tensors");
+    blob_to_floats(container.blobs[blob++], t.data(), t.size(), path);
+    for (float v : t.values())
+      if (!std::isfinite(v)) throw Error(path + ": " + what + " holds a non-finite value");
+  };
   for (size_t i = 0; i < model.layer_count(); ++i) {
-    for (Tensor& p : model.layer(i).parameters()) {
-      if (blob >= container.blobs.size()) throw Error(path + ": missing parameter tensors");
-      blob_to_floats(container.blobs[blob++], p.data(), p.size(), path);
-      for (float v : p.values())
-        if (!std::isfinite(v)) throw Error(path + ": parameter holds a non-finite value");
-    }
+    for (Tensor& p : model.layer(i).parameters()) read(p, "parameter");
+    for (Tensor& b : model.layer(i).buffers()) read(b, "buffer");
+    // A running variance below zero would make evaluation take a square root of a negative.
+    if (model.layer(i).kind() == "batch_norm")
+      for (float v : model.layer(i).buffers()[1].values())
+        if (v < 0) throw Error(path + ": node \"" + model.node_name(i) + "\" has a negative running variance");
   }
   if (blob != container.blobs.size()) throw Error(path + ": unexpected extra tensors");
   return model;

@@ -36,16 +36,27 @@ void check_options(const QuantOptions& options, size_t linear_count) {
     throw Error("weights are calibrated by minmax, mse or output_mse");
 }
 
-size_t count_linear_layers(const Model& model) {
-  size_t count = 0;
+}  // namespace
+
+void check_quantizable(const Model& model, const std::string& where) {
+  const std::string prefix = where.empty() ? "" : where + ": ";
   for (size_t i = 0; i < model.layer_count(); ++i) {
-    const Layer& layer = model.layer(i);
-    if (dynamic_cast<const Linear*>(&layer)) {
-      ++count;
-    } else if (layer.kind() != "relu" && layer.kind() != "log_softmax") {
-      throw Error("cannot quantize layer kind \"" + layer.kind() + "\"");
-    }
+    const std::string kind = model.layer(i).kind();
+    if (kind != "linear" && kind != "relu" && kind != "log_softmax")
+      throw Error(prefix + "cannot quantize layer kind \"" + kind + "\" (node \"" + model.node_name(i) +
+                  "\") yet: quantization handles chains of linear, relu and log_softmax");
   }
+  if (!model.is_chain())
+    throw Error(prefix + "cannot quantize a graph model yet: quantization handles chains of layers");
+}
+
+namespace {
+
+size_t count_linear_layers(const Model& model) {
+  check_quantizable(model);
+  size_t count = 0;
+  for (size_t i = 0; i < model.layer_count(); ++i)
+    if (dynamic_cast<const Linear*>(&model.layer(i))) ++count;
   if (count == 0) throw Error("model has no Linear layer to quantize");
   return count;
 }

@@ -110,7 +110,6 @@ struct QatLinear {
   Tensor input_step{Shape{1}};
   Tensor weight_step;                // [out]
   float input_gradient_scale = 1, weight_gradient_scale = 1;
-  std::vector<float> quantized_t;    // [in, out]: this step's fake-quantized weights, transposed
 };
 
 struct Shard {
@@ -132,92 +131,11 @@ void form_quantized_weights(const Model& latent, std::vector<QatLinear>& linears
       for (int64_t k = 0; k < in; ++k)
         to.weight()[o * in + k] = q.weight[o].fake_quantize(from.weight()[o * in + k]);
     std::memcpy(to.bias().data(), from.bias().data(), sizeof(float) * from.out_features());
-    q.quantized_t.resize(to.weight().size());
-    for (int64_t o = 0; o < from.out_features(); ++o)
-      for (int64_t k = 0; k < in; ++k)
-        q.quantized_t[k * from.out_features() + o] = to.weight()[o * in + k];
   }
-}
-
-// The layers' math in plain loops with a fixed summation order. Eigen's reductions and small
-// products pick their order by the buffers' alignment, which made QAT differ from run to run.
-// x: [n, in], w_t: [in, out] -> y: [n, out]; each y[r, o] sums over k in order.
-void linear_forward(const Tensor& x, const std::vector<float>& w_t, const Tensor& bias, Tensor& y) {
-  const int64_t n = x.dim(0), in = x.row_size(), out = bias.size();
-  y.resize({n, out});
-  for (int64_t r = 0; r < n; ++r) {
-    float* yr = y.data() + r * out;
-    std::memcpy(yr, bias.data(), sizeof(float) * out);
-    for (int64_t k = 0; k < in; ++k) {
-      const float v = x[r * in + k];
-      const float* wk = w_t.data() + k * out;
-      for (int64_t o = 0; o < out; ++o) yr[o] += v * wk[o];
-    }
-  }
-}
-
-// Adds dW += dy^T x and db += column sums of dy (rows in order); dx = dy w when dx is given.
-void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx,
-                     std::span<Tensor> grads) {
-  const int64_t n = x.dim(0), in = x.row_size(), out = dy.row_size();
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t o = 0; o < out; ++o) {
-      const float d = dy[r * out + o];
-      grads[1][o] += d;
-      float* dw = grads[0].data() + o * in;
-      const float* xr = x.data() + r * in;
-      for (int64_t k = 0; k < in; ++k) dw[k] += d * xr[k];
-    }
-  if (!dx) return;
-  dx->resize(x.shape());
-  dx->fill(0.0f);
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t o = 0; o < out; ++o) {
-      const float d = dy[r * out + o];
-      const float* wo = w.data() + o * in;
-      float* dxr = dx->data() + r * in;
-      for (int64_t k = 0; k < in; ++k) dxr[k] += d * wo[k];
-    }
-}
-
-void log_softmax_forward(const Tensor& x, Tensor& y) {
-  const int64_t n = x.dim(0), c = x.row_size();
-  y.resize(x.shape());
-  for (int64_t r = 0; r < n; ++r) {
-    const float* xr = x.data() + r * c;
-    const float top = *std::max_element(xr, xr + c);
-    float sum = 0;
-    for (int64_t j = 0; j < c; ++j) sum += std::exp(xr[j] - top);
-    const float log_sum = top + std::log(sum);
-    for (int64_t j = 0; j < c; ++j) y[r * c + j] = xr[j] - log_sum;
-  }
-}
-
-// dx = dy - softmax * sum(dy), per row.
-void log_softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
-  const int64_t n = y.dim(0), c = y.row_size();
-  dx.resize(y.shape());
-  for (int64_t r = 0; r < n; ++r) {
-    float sum = 0;
-    for (int64_t j = 0; j < c; ++j) sum += dy[r * c + j];
-    for (int64_t j = 0; j < c; ++j) dx[r * c + j] = dy[r * c + j] - std::exp(y[r * c + j]) * sum;
-  }
-}
-
-// Runs layer i (kind relu or log_softmax; Linears are handled by the caller).
-void other_forward(const Layer& layer, const Tensor& x, Tensor& y) {
-  if (layer.kind() == "log_softmax") return log_softmax_forward(x, y);
-  y.resize(x.shape());
-  for (int64_t j = 0; j < x.size(); ++j) y[j] = std::max(x[j], 0.0f);
-}
-
-void other_backward(const Layer& layer, const Tensor& y, const Tensor& dy, Tensor& dx) {
-  if (layer.kind() == "log_softmax") return log_softmax_backward(y, dy, dx);
-  dx.resize(y.shape());
-  for (int64_t j = 0; j < y.size(); ++j) dx[j] = y[j] > 0.0f ? dy[j] : 0.0f;
 }
 
 // Forward through `working` with each Linear's input fake-quantized; returns log-probabilities.
+// The layers' own forward passes, which sum in a fixed order (nn/gemm.h), as training does.
 const Tensor& forward_shard(const Model& working, const std::vector<const QatLinear*>& at_layer,
                             Shard& s) {
   for (size_t i = 0; i < working.layer_count(); ++i) {
@@ -226,10 +144,9 @@ const Tensor& forward_shard(const Model& working, const std::vector<const QatLin
       Tensor& quantized = s.quantized_inputs[i];
       quantized.resize(input.shape());
       for (int64_t j = 0; j < input.size(); ++j) quantized[j] = q->input.fake_quantize(input[j]);
-      linear_forward(quantized, q->quantized_t,
-                     dynamic_cast<const Linear&>(working.layer(i)).bias(), s.outputs[i]);
+      working.layer(i).forward(quantized, s.outputs[i]);
     } else {
-      other_forward(working.layer(i), input, s.outputs[i]);
+      working.layer(i).forward(input, s.outputs[i]);
     }
   }
   return s.outputs.back();
@@ -248,11 +165,8 @@ void backward_shard(const Model& working, const std::vector<const QatLinear*>& a
     Tensor* dx = dy == &s.scratch[0] ? &s.scratch[1] : &s.scratch[0];
     const Layer& layer = working.layer(i);
     std::span<Tensor> grads(s.gradients.data() + first_parameter[i], layer.parameters().size());
-    if (q) {
-      linear_backward(input, dynamic_cast<const Linear&>(layer).weight(), *dy, dx, grads);
-    } else if (i > 0) {
-      other_backward(layer, s.outputs[i], *dy, *dx);
-    }
+    // The first layer's input gradient is needed only for its input step.
+    if (q || i > 0) layer.backward(input, s.outputs[i], *dy, dx, grads);
     if (q) {
       float step_gradient = 0;
       for (int64_t j = 0; j < raw.size(); ++j) {
@@ -265,23 +179,14 @@ void backward_shard(const Model& working, const std::vector<const QatLinear*>& a
   }
 }
 
-// The float model on x with the fixed-order loops above; visit(input) sees each Linear's input.
-// (Linear::forward goes through Eigen, whose blocking, and so the sums, depend on the thread count.)
+// The float model on x, layer by layer; visit(input) sees each Linear's input.
 template <typename Visit>
 Tensor float_forward(const Model& model, const Tensor& x, Visit&& visit) {
   Tensor current = x, next;
   for (size_t i = 0; i < model.layer_count(); ++i) {
     const Layer& layer = model.layer(i);
-    if (const auto* linear = dynamic_cast<const Linear*>(&layer)) {
-      visit(current);
-      const int64_t in = linear->in_features(), out = linear->out_features();
-      std::vector<float> w_t(linear->weight().size());
-      for (int64_t o = 0; o < out; ++o)
-        for (int64_t k = 0; k < in; ++k) w_t[k * out + o] = linear->weight()[o * in + k];
-      linear_forward(current, w_t, linear->bias(), next);
-    } else {
-      other_forward(layer, current, next);
-    }
+    if (dynamic_cast<const Linear*>(&layer)) visit(current);
+    layer.forward(current, next);
     std::swap(current, next);
   }
   return current;
@@ -334,6 +239,7 @@ double add_distillation(const Tensor& log_probs, const Tensor& teacher,
 // Quantizers and their initial steps, from the float weights and the calibration inputs.
 std::vector<QatLinear> init_quantizers(const Model& model, const Tensor& calibration,
                                        const QatOptions& options) {
+  check_quantizable(model);
   const std::vector<Tensor> inputs = float_linear_inputs(model, calibration);
   std::vector<QatLinear> linears;
   size_t parameter = 0;

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "lowbit/error.h"
+#include "lowbit/layers.h"
 #include "lowbit/train.h"
 #include "train/adam.h"
 #include "train/batching.h"
@@ -30,7 +31,7 @@ void check_inputs(const Model& model, const Tensor& images, std::span<const uint
 }
 
 struct Shard {
-  Tensor x, d_output, scratch[2];
+  Tensor x, d_output;
   Activations activations;
   std::vector<Tensor> gradients;
   double loss = 0;
@@ -67,6 +68,8 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
   std::iota(order.begin(), order.end(), 0);
   std::vector<EpochStats> history;
   Progress progress(options.epochs * batches, options.progress);
+  std::vector<const Activations*> shard_activations;
+  int64_t step = 0;
 
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -79,18 +82,25 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
       const int64_t rows = std::min(options.batch_size, count - begin);
       const int64_t used = shard_count(rows);
       const float scale = 1.0f / static_cast<float>(rows);
+      // Dropout's randomness comes from (seed, step, shard), never from the thread.
+      const uint64_t step_seed = mix_seed(options.seed, static_cast<uint64_t>(step++));
       for_each_shard(begin, rows, [&](int64_t s, int64_t first, int64_t n) {
         Shard& shard = shards[s];
         std::vector<uint8_t> shard_labels;
         gather(images, labels, order, first, n, shard.x, shard_labels);
-        const Tensor& log_probs = model.forward(shard.x, shard.activations);
+        const ForwardMode mode{true, mix_seed(step_seed, static_cast<uint64_t>(s))};
+        const Tensor& log_probs = model.forward(shard.x, shard.activations, mode);
         shard.correct = 0;
         shard.loss = nll(log_probs, shard_labels.data(), &shard.d_output, scale, &shard.correct);
         for (Tensor& g : shard.gradients) g.fill(0.0f);
-        model.backward(shard.x, shard.activations, shard.d_output, shard.gradients, shard.scratch);
+        model.backward(shard.x, shard.activations, shard.d_output, shard.gradients);
       });
       sum_shard_gradients(shards, used, total);
       adam.step(total);
+      // Batch norm's running statistics from each shard's, in shard order.
+      shard_activations.clear();
+      for (int64_t s = 0; s < used; ++s) shard_activations.push_back(&shards[s].activations);
+      model.update_running_statistics(shard_activations);
       for (int64_t s = 0; s < used; ++s) {
         epoch_loss += shards[s].loss;
         epoch_correct += shards[s].correct;

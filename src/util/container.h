@@ -13,8 +13,9 @@ namespace lowbit {
 
 inline constexpr char kContainerMagic[8] = {'L', 'O', 'W', 'B', 'I', 'T', 'M', 'F'};
 // The newest format version this lowbit reads. Version 2 added sign-binary weight layers to
-// quantized files; writers use the lowest version that holds their content (Container::version).
-inline constexpr uint32_t kContainerVersion = 2;
+// quantized files, version 3 graph models (with buffers) to float files; writers use the lowest
+// version that holds their content (Container::version).
+inline constexpr uint32_t kContainerVersion = 3;
 inline constexpr int64_t kContainerMaxBytes = int64_t{1} << 30;
 
 struct Container {
