@@ -479,5 +479,36 @@ TEST(Cli, BinaryQatWritesAOneBitSignModelThatEvalReadsBack) {
                        "--distill");
 }
 
+// What GNU libgomp says (OMP_DISPLAY_ENV) that `name` is set to in `lowbit --version` run with
+// `env` and none of the user's own OpenMP wait settings: the last value printed, since the CLI
+// may re-execute itself; "" when nothing is printed (another OpenMP runtime).
+std::string openmp_setting(const std::string& dir, const std::string& env, const std::string& name) {
+  const std::string err = dir + "/stderr.txt";
+  const std::string command = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u KMP_BLOCKTIME "
+                              "OMP_DISPLAY_ENV=verbose " + env + " " + LOWBIT_CLI_PATH +
+                              " --version >/dev/null 2>" + err;
+  EXPECT_EQ(std::system(command.c_str()), 0);
+  std::istringstream lines(slurp(err));
+  std::string line, value;
+  const std::string key = name + " = '";
+  while (std::getline(lines, line))
+    if (const auto at = line.find(key); at != std::string::npos)
+      value = line.substr(at + key.size(), line.rfind('\'') - (at + key.size()));
+  return value;
+}
+
+// Spinning waits made the default 2 threads 4-9x slower than 1 on a busy machine
+// (tools/openmp_wait.cc), so the CLI waits passively unless the user set a policy. libgomp
+// prints PASSIVE when no policy is set, too; a spin count of 0 is what tells them apart.
+TEST(Cli, OpenMpThreadsWaitPassivelyUnlessTheUserSaysOtherwise) {
+  const std::string dir = fresh_dir();
+  if (openmp_setting(dir, "", "GOMP_SPINCOUNT").empty()) GTEST_SKIP() << "not GNU libgomp";
+  EXPECT_EQ(openmp_setting(dir, "", "OMP_WAIT_POLICY"), "PASSIVE");
+  EXPECT_EQ(openmp_setting(dir, "", "GOMP_SPINCOUNT"), "0");
+  EXPECT_EQ(openmp_setting(dir, "OMP_WAIT_POLICY=active", "OMP_WAIT_POLICY"), "ACTIVE");
+  EXPECT_EQ(openmp_setting(dir, "GOMP_SPINCOUNT=5000", "GOMP_SPINCOUNT"), "5000");
+  EXPECT_NE(openmp_setting(dir, "KMP_BLOCKTIME=0", "GOMP_SPINCOUNT"), "0");  // left to libgomp
+}
+
 }  // namespace
 }  // namespace lowbit

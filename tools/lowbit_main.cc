@@ -9,8 +9,10 @@
 #include "commands.h"
 #include "lowbit/error.h"
 #include "lowbit/version.h"
+#include "openmp_wait.h"
 
 int main(int argc, char** argv) {
+  lowbit::cli::wait_passively_unless_told(argv);
   CLI::App app{"lowbit: train small networks, quantize them to 1-8 bits, run them on integers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lowbit " LOWBIT_VERSION_STRING);
