@@ -10,14 +10,16 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libplplot-dev plplot-driver-cairo fonts-dejavu-core
   libdnnl-dev
+  libonnx-dev libprotobuf-dev
   libcurl4-openssl-dev
   dataset-fashion-mnist
 )
 # Scripts with needs of their own (scripts/fuzz.sh: clang) name them in LOWBIT_EXTRA_PACKAGES.
 packages+=(${LOWBIT_EXTRA_PACKAGES:-})
-# Optional: they only add parts (the Python module and its tests). A machine that cannot install
-# them still builds everything else; CTest then reports the Python tests as skipped.
-optional=(python3-dev pybind11-dev python3-numpy python3-pytest)
+# Optional: they only add parts (the Python module and its tests; PyTorch, the peer the ONNX
+# import is checked against). A machine that cannot install them still builds everything else;
+# CTest then reports those tests as skipped.
+optional=(python3-dev pybind11-dev python3-numpy python3-pytest python3-torch)
 is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=() missing_optional=()
 for p in "${packages[@]}"; do is_installed "$p" || missing+=("$p"); done

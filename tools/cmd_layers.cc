@@ -6,6 +6,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "float_model_input.h"
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/layer_report.h"
@@ -144,7 +145,7 @@ Action add_layers_command(CLI::App& app) {
                   CLI::detail::join(known, ", ") + ")");
     ensure_writable_dir(f->out_dir, "--out-dir");
 
-    const Model model = load_model(f->model);
+    const Model model = load_float_model(f->model, f->data.dataset);
     check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model);
     if (model.input_size() != data.train.image_size())

@@ -5,6 +5,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "float_model_input.h"
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/model_file.h"
@@ -58,7 +59,7 @@ Action add_qat_command(CLI::App& app) {
     if (!options.weight_bits || !options.act_bits)
       throw Error("--bits (or both --weight-bits and --act-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
-    const Model model = load_model(f->model);
+    const Model model = load_float_model(f->model, f->data.dataset);
     check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model);
     const Tensor train_images = normalize_all(data, data.train);

@@ -6,6 +6,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "float_model_input.h"
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/idx.h"
@@ -91,7 +92,7 @@ Action add_quantize_command(CLI::App& app) {
     if ((!weight_bits || !act_bits) && options.layer_weight_bits.empty())
       throw Error("--bits (or both --weight-bits and --act-bits, or --layer-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
-    const Model model = load_model(f->model);
+    const Model model = load_float_model(f->model, f->data.dataset);
     check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model);
     const int64_t count = std::min<int64_t>(f->calibration, data.train.count);

@@ -8,6 +8,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "float_model_input.h"
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/model_file.h"
@@ -183,7 +184,7 @@ Action add_sensitivity_command(CLI::App& app) {
       ensure_writable_dir(f->out_dir, "--out-dir");
     }
     const bool search = f->budget >= 0;
-    const Model model = load_model(f->model);
+    const Model model = load_float_model(f->model, f->data.dataset);
     check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model);
     // The search chooses on the last --validation training images; calibration never sees them.

@@ -5,6 +5,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "float_model_input.h"
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/model_file.h"
@@ -74,7 +75,7 @@ Action add_sweep_command(CLI::App& app) {
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     std::optional<Model> loaded;
-    if (!f->model.empty()) loaded = load_model(f->model);
+    if (!f->model.empty()) loaded = load_float_model(f->model, f->data.dataset);
     if (loaded) check_quantizable(*loaded, f->model);
     const Dataset data = loaded ? load_data_for(f->data, loaded->metadata, f->model)
                                 : load_data_for(f->data, nlohmann::json::object(), "");

@@ -4,6 +4,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "float_model_input.h"
 #include "lowbit/atomic_file.h"
 #include "lowbit/model_file.h"
 #include "lowbit/quantized_model.h"
@@ -60,11 +61,11 @@ Action add_eval_command(CLI::App& app) {
   cmd->add_option("--model", f->model, "model file (float or quantized)")->required();
   return [f] {
     apply_threads(f->threads);
-    const std::string kind = model_file_kind(f->model);
+    const std::string kind = is_onnx_path(f->model) ? "float" : model_file_kind(f->model);
     Evaluation result;
     std::string engine, images;
     if (kind == "float") {
-      const Model model = load_model(f->model);
+      const Model model = load_float_model(f->model, f->data.dataset);
       const Dataset data = load_data_for(f->data, model.metadata, f->model);
       result = evaluate(model, normalize_all(data, data.test), data.test.labels);
       engine = "float32";

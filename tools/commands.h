@@ -21,5 +21,6 @@ Action add_sensitivity_command(CLI::App& app);
 Action add_layers_command(CLI::App& app);
 Action add_inspect_command(CLI::App& app);
 Action add_models_command(CLI::App& app);
+Action add_import_command(CLI::App& app);
 
 }  // namespace lowbit::cli

@@ -1,0 +1,31 @@
+// ONNX import: the graphs torch.onnx.export writes (opsets 13-17) mapped onto lowbit's layers.
+// docs/onnx.md lists the operators and how each maps.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lowbit/model.h"
+#include "lowbit/tensor.h"
+
+namespace lowbit {
+
+// How the imported model's inputs are prepared. Each unset field is read from the file's
+// metadata properties ("lowbit.dataset", "lowbit.mean", "lowbit.std", "lowbit.input_shape";
+// numbers separated by commas), and mean and std then default to the dataset's own.
+struct OnnxImportOptions {
+  std::optional<std::string> dataset;  // "mnist", "cifar10", ...: the data the model expects
+  std::vector<float> mean;             // per channel, on pixels scaled to [0, 1]
+  std::vector<float> std;
+  Shape input_shape;                   // per sample, e.g. [1, 28, 28]; same size as the ONNX input's
+};
+
+// Reads, checks (ONNX's own checker first) and maps an ONNX model. Throws lowbit::Error, one line
+// naming `path` and, where one is at fault, the node and its op type.
+Model import_onnx(const std::string& path, const OnnxImportOptions& options = {});
+
+// The ONNX op types import_onnx maps, for messages and docs.
+const std::vector<std::string>& onnx_supported_ops();
+
+}  // namespace lowbit
