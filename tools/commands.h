@@ -22,5 +22,6 @@ Action add_layers_command(CLI::App& app);
 Action add_inspect_command(CLI::App& app);
 Action add_models_command(CLI::App& app);
 Action add_import_command(CLI::App& app);
+Action add_export_command(CLI::App& app);
 
 }  // namespace lowbit::cli

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   add(lowbit::cli::add_inspect_command);
   add(lowbit::cli::add_models_command);
   add(lowbit::cli::add_import_command);
+  add(lowbit::cli::add_export_command);
 
   try {
     app.parse(argc, argv);

@@ -1,4 +1,5 @@
-// ONNX import: the graphs torch.onnx.export writes (opsets 13-17) mapped onto lowbit's layers.
+// ONNX in and out: the graphs torch.onnx.export writes (opsets 13-17) mapped onto lowbit's layers,
+// and lowbit's float models written as ONNX.
 // docs/onnx.md lists the operators and how each maps.
 #pragma once
 
@@ -24,6 +25,11 @@ struct OnnxImportOptions {
 // Reads, checks (ONNX's own checker first) and maps an ONNX model. Throws lowbit::Error, one line
 // naming `path` and, where one is at fault, the node and its op type.
 Model import_onnx(const std::string& path, const OnnxImportOptions& options = {});
+
+// Writes a float model as an ONNX graph (opset 17; float input [batch, ...input_shape] named
+// "input", the output named after the last node), with the preprocessing as metadata
+// properties that import_onnx reads back. Written atomically; throws lowbit::Error naming `path`.
+void export_onnx(const Model& model, const std::string& path);
 
 // The ONNX op types import_onnx maps, for messages and docs.
 const std::vector<std::string>& onnx_supported_ops();

@@ -1,5 +1,5 @@
-// import_onnx on graphs built here with ONNX's protobuf classes: the mappings computed by hand,
-// and each kind of bad file refused with one line naming the file and the node.
+// import_onnx on graphs built here with ONNX's protobuf classes (the mappings computed by hand, each
+// kind of bad file refused with one line naming the file and the node), and export_onnx round trips.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -11,6 +11,7 @@
 
 #include "cli_fixtures.h"
 #include "lowbit/error.h"
+#include "lowbit/model.h"
 #include "lowbit/model_file.h"
 #include "lowbit/onnx.h"
 
@@ -333,6 +334,89 @@ TEST(OnnxImport, RefusesDamagedFilesWithOneLine) {
   EXPECT_EQ(checker.find('\n'), std::string::npos) << checker;
 }
 
+// A preset with every parameter and batch-norm statistic drawn at random, so that nothing
+// left at its initial value could hide a mapping error.
+Model random_preset(const std::string& name, const Shape& input_shape, uint64_t seed) {
+  Model model = Model::from_description(preset_description(name, input_shape, 10));
+  model.init(seed);
+  uint64_t state = seed;
+  auto next = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<float>((state >> 40) & 0xffff) / 65536.0f;
+  };
+  for (Tensor* t : model.buffers())
+    for (float& v : t->values()) v = v == 0 ? next() - 0.5f : 0.5f + next();  // means, then variances
+  model.metadata = {{"dataset", "cifar10"}, {"mean", {0.5f, 0.25f, 0.125f}}, {"std", {0.2f, 0.3f, 0.4f}}};
+  return model;
+}
+
+Tensor random_images(const Shape& input_shape, int64_t count, uint64_t seed) {
+  Shape shape = {count};
+  shape.insert(shape.end(), input_shape.begin(), input_shape.end());
+  Tensor x(shape);
+  uint64_t state = seed;
+  for (float& v : x.values()) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    v = static_cast<float>((state >> 40) & 0xffff) / 32768.0f - 1.0f;
+  }
+  return x;
+}
+
+// export then import gives the same graph, parameters and outputs, bit for bit.
+TEST(OnnxExport, RoundTripsEveryPresetExactly) {
+  for (const auto& [name, shape] : {std::pair<std::string, Shape>{"fc_nn", {1, 28, 28}}, {"cifar_small", {3, 32, 32}},
+                                     {"resnet20", {3, 32, 32}}}) {
+    const Model model = random_preset(name, shape, 7);
+    const std::string path = temp_path(name + "_export.onnx");
+    export_onnx(model, path);
+    const Model back = import_onnx(path);
+    ASSERT_EQ(back.node_count(), model.node_count()) << name;
+    for (size_t i = 0; i < model.node_count(); ++i) {
+      EXPECT_EQ(back.layer(i).kind(), model.layer(i).kind()) << name << " node " << i;
+      EXPECT_EQ(back.node_inputs(i), model.node_inputs(i)) << name << " node " << i;
+    }
+    EXPECT_EQ(back.metadata["mean"], model.metadata["mean"]);
+    EXPECT_EQ(back.metadata["dataset"], "cifar10");
+    const Tensor x = random_images(shape, 3, 11);
+    EXPECT_EQ(log_probabilities(back, x), log_probabilities(model, x)) << name;
+  }
+}
+
+// ONNX Runtime (npm onnxruntime-node, which setup installs) runs the exported graphs and gives
+// lowbit's float outputs; skipped where node or the package is missing.
+TEST(OnnxExport, OnnxRuntimeAgreesWithLowbitsFloatEngine) {
+  std::string modules;
+  for (const char* dir : {static_cast<const char*>(std::getenv("LOWBIT_NPM_MODULES")), "/usr/local/share/lowbit/npm/node_modules"})
+    if (dir && std::filesystem::exists(std::string(dir) + "/onnxruntime-node/package.json")) {
+      modules = dir;
+      break;
+    }
+  if (const char* home = std::getenv("HOME"); modules.empty() && home) {
+    const std::string dir = std::string(home) + "/.local/share/lowbit/npm/node_modules";
+    if (std::filesystem::exists(dir + "/onnxruntime-node/package.json")) modules = dir;
+  }
+  if (modules.empty() || std::system("node --version >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "node or the npm package onnxruntime-node is not installed (scripts/setup.sh installs them)";
+  for (const auto& [name, shape] : {std::pair<std::string, Shape>{"fc_nn", {1, 28, 28}}, {"cifar_small", {3, 32, 32}},
+                                     {"resnet20", {3, 32, 32}}}) {
+    const Model model = random_preset(name, shape, 3);
+    const std::string base = temp_path(name + "_ort");
+    export_onnx(model, base + ".onnx");
+    const int64_t count = 64;
+    const Tensor x = random_images(shape, count, 5);
+    const std::vector<float> expected = log_probabilities(model, x);
+    std::ofstream(base + ".in", std::ios::binary).write(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
+    std::ofstream(base + ".out", std::ios::binary)
+        .write(reinterpret_cast<const char*>(expected.data()), static_cast<std::streamsize>(expected.size() * sizeof(float)));
+    std::string shape_text;
+    for (int64_t d : shape) shape_text += (shape_text.empty() ? "" : ",") + std::to_string(d);
+    const std::string command = "NODE_PATH=" + modules + " ORT_INPUT_SHAPE=" + shape_text + " node " +
+                                LOWBIT_TEST_SOURCE "/onnx/ort_compare.js " + base + ".onnx " + base + ".in " + base +
+                                ".out " + std::to_string(count) + " 1e-4";
+    EXPECT_EQ(std::system(command.c_str()), 0) << name << ": " << command;
+  }
+}
+
 // The command: `lowbit import` writes a loadable .lbm or nothing; other commands take .onnx too.
 TEST(OnnxImportCli, ImportWritesAModelFileOrNothing) {
   using testing_cli::run_cli;
@@ -349,6 +433,14 @@ TEST(OnnxImportCli, ImportWritesAModelFileOrNothing) {
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_NE(ok.out.find("2 nodes, 7850 parameters, input [1, 28, 28], for mnist"), std::string::npos) << ok.out;
   EXPECT_EQ(load_model(dir + "/mlp.lbm").metadata["dataset"], "mnist");
+
+  // export writes the preprocessing into the ONNX file, so importing it back needs no flags.
+  const testing_cli::CliRun exported = run_cli(dir, "export " + dir + "/mlp.lbm --out " + dir + "/again.onnx");
+  EXPECT_EQ(exported.exit_code, 0) << exported.err;
+  const testing_cli::CliRun again = run_cli(dir, "import " + dir + "/again.onnx --out " + dir + "/again.lbm");
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("for mnist"), std::string::npos) << again.out;
+  testing_cli::expect_clean_failure(run_cli(dir, "export " + dir + "/junk.lbm --out " + dir + "/x.onnx"), dir + "/junk.lbm");
 
   std::ofstream(dir + "/junk.onnx", std::ios::binary) << "not a model at all";
   const testing_cli::CliRun bad = run_cli(dir, "import " + dir + "/junk.onnx --out " + dir + "/junk.lbm");
