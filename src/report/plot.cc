@@ -107,7 +107,7 @@ void draw_line(plstream& pls, const PlotSeries& s, int index) {
 void draw_markers(plstream& pls, const PlotSeries& s, int index) {
   if (!s.markers) return;
   pls.col0(series_colour(index));
-  pls.schr(0, 0.9);
+  pls.schr(0, 0.9 * s.marker_size);
   pls.string(static_cast<PLINT>(s.x.size()), s.x.data(), s.y.data(), kMarkerGlyphs[index % kSeriesColours]);
 }
 
@@ -135,6 +135,7 @@ void draw_legend(plstream& pls, const LinePlot& plot) {
     labels[i] = escape_text(s.label);
     texts[i] = labels[i].c_str();
     symbols[i] = kMarkerGlyphs[i % kSeriesColours];
+    symbol_scales[i] = 0.9 * std::min(s.marker_size, 1.5);
   }
   pls.schr(0, 1.1);
   PLFLT width = 0, height = 0;
