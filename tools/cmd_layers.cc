@@ -153,11 +153,14 @@ Action add_layers_command(CLI::App& app) {
     const int64_t count = std::min<int64_t>(f->calibration, data.train.count);
     const Tensor calibration = normalized_images(data.train, data.mean, data.std, 0, count);
 
-    StepProgress progress("layers: bit widths planned");
+    // One step per bit width, and one for the histograms' own plan.
+    StepProgress progress("layers: plans made");
+    const size_t steps = bits.size() + 1;
     const auto rows = layer_quantization_error(model, calibration, f->method, bits,
-                                               [&progress](size_t d, size_t t) { progress(d, t); });
+                                               [&](size_t d, size_t) { progress(d, steps); });
     const QuantPlan hist_plan = plan_quantization(
         model, calibration, preset_options(f->method, f->hist_bits, f->hist_bits));
+    progress(steps, steps);
     write_histograms(model, collect_linear_inputs(model, calibration), hist_plan, f->out_dir);
     const nlohmann::json json =
         report_json(rows, f->model, f->method, data.name, count, f->hist_bits);
