@@ -136,7 +136,8 @@ TEST(Cli, ResultLinesNameDatasetAndSplit) {
   const std::string images = dir + "/data/mnist/t10k-images-idx3-ubyte.gz";
   const CliRun infer = run_cli(dir, "infer --model " + dir + "/q.lbq --limit 3 " + images);
   ASSERT_EQ(infer.exit_code, 0) << infer.err;
-  EXPECT_EQ(infer.err, "images: first 3 of 50 in " + images + "; model trained on mnist\n");
+  EXPECT_EQ(infer.err, "images: showing the first 3 of 50 in " + images +
+                           " (--limit N for more); model trained on mnist\n");
   out = run_ok("sweep --model " + model + " --bits 8 --out-dir " + dir + "/sweep");
   expect_has(out, "FC_NN from " + model + " (trained on mnist)\naccuracy on " + test +
                       "; calibration: mnist train, first 200 of 200 images\n");

@@ -190,6 +190,41 @@ TEST(Histogram, PngWithMarkers) {
   EXPECT_GT(decode(path).non_white_fraction, 0.05);  // filled bars
 }
 
+// A sweep of nine methods plus its two reference lines: no two series share a colour.
+TEST(LinePlot, ElevenSeriesGetElevenColours) {
+  LinePlot plot;
+  plot.title = "eleven series";
+  plot.x_min = 0, plot.x_max = 1, plot.y_min = 0, plot.y_max = 12;
+  for (int i = 0; i < 11; ++i)
+    plot.series.push_back({"series " + std::to_string(i), {0, 1}, {i + 0.5, i + 0.5}, false, false});
+  const std::string path = temp_dir() + "/eleven.svg";
+  write_line_plot(plot, path);
+  const std::string svg = read_bytes(path);
+  std::set<std::string> strokes;
+  for (size_t at = svg.find("stroke:rgb("); at != std::string::npos; at = svg.find("stroke:rgb(", at + 1))
+    strokes.insert(svg.substr(at, svg.find(')', at) - at));
+  EXPECT_GE(strokes.size(), 11u + 2u);  // the series, the ink and the grid
+}
+
+// Counts in the hundred thousands: PLplot's "(x10^5)" would sit above the axis, where the title
+// goes; counts are printed in full, and nothing but the title is drawn above the axes.
+TEST(Histogram, LargeCountsDrawNothingAboveTheAxes) {
+  Histogram big{"", "value", std::vector<double>(300000, 1.0), 4, {}};
+  big.values.push_back(0.0);
+  const std::string path = temp_dir() + "/big_counts.png";
+  write_histogram(big, path);
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  ASSERT_TRUE(png_image_begin_read_from_file(&image, path.c_str())) << image.message;
+  image.format = PNG_FORMAT_GRAY;
+  std::vector<png_byte> gray(PNG_IMAGE_SIZE(image));
+  ASSERT_TRUE(png_image_finish_read(&image, nullptr, gray.data(), 0, nullptr)) << image.message;
+  int marked = 0;
+  for (int y = 0; y < 50; ++y)  // the axes start 60 pixels down (top 0.90 of 600)
+    for (int x = 0; x < 900; ++x) marked += gray[y * 900 + x] < 200;
+  EXPECT_EQ(marked, 0);
+}
+
 TEST(Histogram, SvgAndConstantValues) {
   Histogram constant{"constant", "value", {2.0, 2.0, 2.0}, 8, {}};
   EXPECT_NO_THROW(write_histogram(constant, temp_dir() + "/constant.svg"));

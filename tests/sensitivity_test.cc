@@ -187,8 +187,15 @@ TEST_F(SensitivityCli, MethodIsHonouredAndTheBudgetRespected) {
     }
     EXPECT_TRUE(p.contains("test_accuracy"));
   }
-  // A budget below every point: nothing chosen.
-  EXPECT_TRUE(search("--bits 2,4,8 --budget 1")["chosen"].is_null());
+  // A budget below every point is a usage error before the search (docs/cli.md), naming the
+  // smallest point the path reaches.
+  const CliRun below = run_cli(dir_, "sensitivity --model " + model() + data() +
+                                         " --threads 1 --json --validation 100 --bits 2,4,8 --budget 1");
+  EXPECT_EQ(below.exit_code, 2) << below.err;
+  EXPECT_NE(below.err.find("--budget 1: no configuration fits; every layer at 2 bits (the narrowest "
+                           "of --bits) takes " + std::to_string(all["mixed_precision"].back()["weight_bytes"].get<int64_t>()) +
+                           " bytes"), std::string::npos) << below.err;
+  EXPECT_TRUE(below.out.empty()) << below.out;
   // The plot and JSON files say the method too.
   const CliRun plotted = run_cli(dir_, "sensitivity --model " + model() + data() +
                                            " --threads 1 --validation 100 --bits 2,8 --method gptq "
@@ -206,7 +213,7 @@ TEST_F(SensitivityCli, BadMethodAndValidationAreOneLineErrors) {
   expect_clean_failure(run_cli(dir_, base + "--method nearest"), "--method");
   // Known only once the data is loaded (whose line comes first): the error is the last line.
   const CliRun too_many = run_cli(dir_, base + "--validation 300 --budget 1000");
-  EXPECT_EQ(too_many.exit_code, 1);
+  EXPECT_EQ(too_many.exit_code, 2);  // a flag's value: a usage error (docs/cli.md)
   ASSERT_FALSE(too_many.err.empty());
   const std::string last_line =
       too_many.err.substr(too_many.err.rfind('\n', too_many.err.size() - 2) + 1);

@@ -8,20 +8,32 @@
 #include <sstream>
 
 #include "lowbit/error.h"
+#include "lowbit/quantize.h"
 
 namespace lowbit::cli {
+namespace {
+bool quiet_run = false;
+}  // namespace
+
+void add_quiet_flag(CLI::App& app) {
+  app.add_flag("-q,--quiet", quiet_run, "no progress bars or data lines on stderr (errors and "
+               "warnings still show)");
+}
+bool quiet() { return quiet_run; }
 
 void add_data_flags(CLI::App& app, DataFlags& flags, bool dataset_required) {
   auto* option = app.add_option("--dataset", flags.dataset, "mnist, fashion-mnist, mnist-10k or cifar10");
   if (dataset_required) option->required();
   app.add_option("--data-dir", flags.data_dir, kDataDirHelp);
+  add_quiet_flag(app);
 }
 
 Dataset load_data(const DataFlags& flags) {
   DataOptions options;
   if (!flags.data_dir.empty()) options.data_dir = flags.data_dir;
   Dataset data = load_dataset(flags.dataset, options);
-  std::fprintf(stderr, "data: %s%s, %lld train / %lld test images, from %s\n", data.name.c_str(),
+  if (!quiet())
+    std::fprintf(stderr, "data: %s%s, %lld train / %lld test images, from %s\n", data.name.c_str(),
                data.full ? "" : " (subset)", static_cast<long long>(data.train.count),
                static_cast<long long>(data.test.count), data.source.c_str());
   return data;
@@ -55,8 +67,7 @@ void add_calibration_flag(CLI::App& app, int64_t& count) {
 }
 
 void add_threads_flag(CLI::App& app, int& threads) {
-  app.add_option("--threads", threads, "worker threads (default: all cores)")
-      ->check(CLI::Range(0, 1024));
+  app.add_option("--threads", threads, kThreadsHelp)->check(CLI::Range(0, 1024));
 }
 
 void apply_threads(int threads) {
@@ -64,7 +75,7 @@ void apply_threads(int threads) {
 }
 
 std::vector<int> parse_bits(const std::string& text, const std::string& flag) {
-  auto bad = [&](const std::string& why) { return Error(flag + " " + text + ": " + why); };
+  auto bad = [&](const std::string& why) { return FlagError(flag + " " + text + ": " + why); };
   auto number = [&](const std::string& s) {
     if (s.empty() || s.size() > 2 || !std::all_of(s.begin(), s.end(), ::isdigit))
       throw bad("expected bit widths like 1-8, 4 or 2,4,8");
@@ -89,6 +100,28 @@ std::vector<int> parse_bits(const std::string& text, const std::string& flag) {
   std::sort(bits.begin(), bits.end());
   bits.erase(std::unique(bits.begin(), bits.end()), bits.end());
   return bits;
+}
+
+std::string method_names() { return CLI::detail::join(quantization_methods(), ", "); }
+
+void check_method(const std::string& method, const std::string& flag) {
+  const auto known = quantization_methods();
+  if (std::find(known.begin(), known.end(), method) != known.end()) return;
+  const std::string guess = closest(method, known);
+  throw FlagError(flag + ": unknown method \"" + method + "\"" +
+                  (guess.empty() ? "" : "; did you mean " + guess + "?") + " (known: " +
+                  method_names() + ")");
+}
+
+std::vector<std::string> parse_methods(const std::string& text, const std::string& flag) {
+  if (text == "all") return quantization_methods();
+  std::vector<std::string> methods;
+  for (const std::string& method : CLI::detail::split(text, ',')) {
+    check_method(method, flag);
+    if (std::find(methods.begin(), methods.end(), method) == methods.end())
+      methods.push_back(method);
+  }
+  return methods;
 }
 
 std::string parent_dir(const std::string& path) {

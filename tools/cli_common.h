@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_usage.h"
 #include "lowbit/dataset.h"
 
 namespace lowbit::cli {
@@ -42,12 +43,26 @@ void add_bit_flags(CLI::App& app, BitFlags& flags);
 // "--calib-count N": how many training images calibrate the ranges.
 void add_calibration_flag(CLI::App& app, int64_t& count);
 
-// "--threads N": OpenMP threads; 0 keeps the default (all cores).
+// "--threads N": OpenMP threads, an integer 0..1024; 0 (the default) is all cores. `bench`
+// alone takes a list of such counts (docs/cli.md).
 void add_threads_flag(CLI::App& app, int& threads);
 void apply_threads(int threads);
+inline constexpr const char* kThreadsHelp = "worker threads, 0..1024; 0 = all cores";
 
-// "1-8", "4", "2,4,8" -> sorted unique widths; throws lowbit::Error naming `flag` otherwise.
+// "1-8", "4", "2,4,8" -> sorted unique widths; throws FlagError naming `flag` otherwise.
 std::vector<int> parse_bits(const std::string& text, const std::string& flag);
+
+// "minmax, percentile, ...": the presets --method and --methods accept, for help and errors.
+std::string method_names();
+// Throws FlagError naming `flag` unless `method` is a preset, suggesting the closest.
+void check_method(const std::string& method, const std::string& flag);
+// "minmax,mse" -> those presets in that order; "all" -> every preset. Throws FlagError.
+std::vector<std::string> parse_methods(const std::string& text, const std::string& flag);
+
+// "--quiet": no progress bars and no "data: ..." lines on stderr; errors and warnings still show.
+// add_data_flags adds it too.
+void add_quiet_flag(CLI::App& app);
+bool quiet();
 
 // The folder a file path lives in ("." for a bare name).
 std::string parent_dir(const std::string& path);

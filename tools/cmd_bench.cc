@@ -15,14 +15,15 @@
 namespace lowbit::cli {
 namespace {
 
-std::vector<int64_t> parse_list(const std::string& text, const std::string& flag, int64_t max) {
+std::vector<int64_t> parse_list(const std::string& text, const std::string& flag, int64_t min,
+                                int64_t max) {
   std::vector<int64_t> values;
   for (const std::string& part : CLI::detail::split(text, ',')) {
     char* end = nullptr;
     const long long v = std::strtoll(part.c_str(), &end, 10);
-    if (part.empty() || *end != '\0' || v < 1 || v > max)
-      throw Error(flag + " " + text + ": expected a comma-separated list of numbers in 1.." +
-                  std::to_string(max));
+    if (part.empty() || *end != '\0' || v < min || v > max)
+      throw FlagError(flag + " " + text + ": expected a comma-separated list of numbers in " +
+                      std::to_string(min) + ".." + std::to_string(max));
     values.push_back(v);
   }
   return values;
@@ -43,7 +44,9 @@ Action add_bench_command(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "quantized model file")->required();
   cmd->add_option("--batch", f->batches, "batch sizes")->capture_default_str();
-  cmd->add_option("--threads", f->threads, "thread counts")->capture_default_str();
+  cmd->add_option("--threads", f->threads,
+                  "thread counts to time, comma-separated, each 0..1024; 0 = all cores")
+      ->capture_default_str();
   cmd->add_option("--seconds", f->seconds, "time per configuration")
       ->capture_default_str()->check(CLI::Range(0.01, 600.0));
   cmd->add_option("--repeat", f->repeat,
@@ -58,9 +61,11 @@ Action add_bench_command(CLI::App& app) {
   add_data_flags(*cmd, f->data);
   cmd->add_flag("--json", f->json, "print results as JSON");
   return [f] {
+    const auto batches = parse_list(f->batches, "--batch", 1, 1 << 20);
+    auto threads = parse_list(f->threads, "--threads", 0, 1024);
+    for (int64_t& t : threads)
+      if (t == 0) t = omp_get_num_procs();
     const QuantizedModel model = QuantizedModel::load(f->model);
-    const auto batches = parse_list(f->batches, "--batch", 1 << 20);
-    const auto threads = parse_list(f->threads, "--threads", 1024);
     const int64_t features = model.input_size(), classes = model.num_classes();
     const double ops_per_image = 2.0 * static_cast<double>(model.macs_per_image());
     // The pixels every batch is cut from: the model's test images, or random ones.

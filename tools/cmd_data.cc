@@ -69,7 +69,7 @@ Action add_fetch_command(CLI::App& data) {
       }
       std::vector<OfficialFile> files = official_files(f->name);
       if (files.size() != 1)
-        throw Error("--md5 " + given + ": " + f->name + " has " + std::to_string(files.size()) +
+        throw FlagError("--md5 " + given + ": " + f->name + " has " + std::to_string(files.size()) +
                     " files; say which, as --md5 FILE=MD5");
       options.md5[files[0].name] = given;
     }
@@ -112,12 +112,26 @@ Action add_data_command(CLI::App& app) {
   data->require_subcommand(1);
   auto* list = data->add_subcommand("list", "show each dataset, where it is and whether it is full");
   auto flags = std::make_shared<DataFlags>();
+  auto json = std::make_shared<bool>(false);
   list->add_option("--data-dir", flags->data_dir, kDataDirHelp);
+  list->add_flag("--json", *json, "print the list as JSON");
   Action fetch = add_fetch_command(*data);
-  return [flags, list, fetch] {
+  return [flags, json, list, fetch] {
     if (!list->parsed()) return fetch();
     DataOptions options;
     if (!flags->data_dir.empty()) options.data_dir = flags->data_dir;
+    if (*json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const DatasetStatus& s : list_datasets(options)) {
+        nlohmann::json row = {{"dataset", s.name},          {"found", s.found},
+                              {"full", s.found && s.full},  {"train", s.train_count},
+                              {"test", s.test_count},       {"location", s.location}};
+        if (!s.problem.empty()) row["problem"] = s.problem;
+        out.push_back(row);
+      }
+      std::printf("%s\n", out.dump(2).c_str());
+      return 0;
+    }
     std::printf("%-14s %-6s %-7s %8s %8s  %s\n", "dataset", "found", "full", "train", "test",
                 "location");
     for (const DatasetStatus& s : list_datasets(options))

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli_common.h"
+#include "cli_progress.h"
 #include "commands.h"
 #include "float_model_input.h"
 #include "lowbit/atomic_file.h"
@@ -102,12 +103,13 @@ void write_histograms(const Model& model, const std::vector<Tensor>& inputs, con
       if (!drop_mode || v != mode) acts.values.push_back(v);
     const Range a = representable_range(q.input);
     acts.markers = {a.min, a.max};
-    char note[64] = "";
+    // The note goes in words below the axis, where there is room for it (~65 characters).
+    char note[128] = "";
     if (drop_mode)
-      std::snprintf(note, sizeof note, ", %.0f%% at %.3g left out",
+      std::snprintf(note, sizeof note, " (not shown: the %.0f%% of values equal to %.3g)",
                     100.0 * static_cast<double>(mode_count) / static_cast<double>(x.size()), mode);
-    acts.title = name + " input, " + method + " range" + note;
-    acts.x_label = "input activation (calibration images)";
+    acts.title = name + " input on calibration images, " + method + " range";
+    acts.x_label = std::string("input activation") + note;
     write_histogram(acts, out_dir + "/layer" + std::to_string(j) + "_activations.png");
   }
 }
@@ -129,7 +131,7 @@ Action add_layers_command(CLI::App& app) {
   add_data_flags(*cmd, f->data);
   add_threads_flag(*cmd, f->threads);
   cmd->add_option("--model", f->model, "float model file")->required();
-  cmd->add_option("--method", f->method, "quantization method")->capture_default_str();
+  cmd->add_option("--method", f->method, "quantization preset: " + method_names())->capture_default_str();
   cmd->add_option("--bits", f->bits, "bit widths, e.g. 1-8 or 2,4,8")->capture_default_str();
   cmd->add_option("--hist-bits", f->hist_bits, "bit width whose ranges the histograms mark")
       ->capture_default_str()->check(CLI::Range(1, 8));
@@ -139,10 +141,7 @@ Action add_layers_command(CLI::App& app) {
   return [f] {
     apply_threads(f->threads);
     const std::vector<int> bits = parse_bits(f->bits, "--bits");
-    const auto known = quantization_methods();
-    if (std::find(known.begin(), known.end(), f->method) == known.end())
-      throw Error("--method: unknown method \"" + f->method + "\" (known: " +
-                  CLI::detail::join(known, ", ") + ")");
+    check_method(f->method, "--method");
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     const Model model = load_float_model(f->model, f->data.dataset);
@@ -155,9 +154,14 @@ Action add_layers_command(CLI::App& app) {
     const int64_t count = std::min<int64_t>(f->calibration, data.train.count);
     const Tensor calibration = normalized_images(data.train, data.mean, data.std, 0, count);
 
-    const auto rows = layer_quantization_error(model, calibration, f->method, bits);
+    // One step per bit width, and one for the histograms' own plan.
+    StepProgress progress("layers: plans made");
+    const size_t steps = bits.size() + 1;
+    const auto rows = layer_quantization_error(model, calibration, f->method, bits,
+                                               [&](size_t d, size_t) { progress(d, steps); });
     const QuantPlan hist_plan = plan_quantization(
         model, calibration, preset_options(f->method, f->hist_bits, f->hist_bits));
+    progress(steps, steps);
     write_histograms(model, collect_linear_inputs(model, calibration), hist_plan, f->out_dir);
     const nlohmann::json json =
         report_json(rows, f->model, f->method, data.name, count, f->hist_bits);

@@ -37,9 +37,9 @@ Action add_qat_command(CLI::App& app) {
   cmd->add_option("--epochs", f->qat.epochs, "QAT epochs")->capture_default_str()
       ->check(CLI::Range(0, 1000));
   cmd->add_option("--lr", f->qat.learning_rate, "Adam learning rate of the weights (decays to 0)")
-      ->capture_default_str();
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--step-lr", f->qat.step_learning_rate, "Adam learning rate of the steps")
-      ->capture_default_str();
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--distill", f->qat.distill,
                   "weight of KL(float model || quantized) in the loss, 0..1 (0: labels only)")
       ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
@@ -53,11 +53,12 @@ Action add_qat_command(CLI::App& app) {
   return [f] {
     apply_threads(f->threads);
     QatOptions options = f->qat;
+    if (quiet()) options.progress = false;
     options.weight_bits = f->bits.weight();
     options.act_bits = f->bits.act();
     if (options.ternary && !options.weight_bits) options.weight_bits = 2;
     if (!options.weight_bits || !options.act_bits)
-      throw Error("--bits (or both --weight-bits and --act-bits) is required");
+      throw FlagError("--bits (or both --weight-bits and --act-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_float_model(f->model, f->data.dataset);
     check_quantizable(model, f->model);

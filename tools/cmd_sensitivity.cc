@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli_common.h"
+#include "cli_progress.h"
 #include "commands.h"
 #include "float_model_input.h"
 #include "lowbit/atomic_file.h"
@@ -14,7 +15,9 @@
 #include "lowbit/model_file.h"
 #include "lowbit/plot.h"
 #include "lowbit/quantize.h"
+#include "lowbit/quantized_model.h"
 #include "lowbit/sensitivity.h"
+#include "lowbit/train.h"
 
 namespace lowbit::cli {
 namespace {
@@ -77,23 +80,17 @@ const MixedPrecisionPoint* best_within(const std::vector<MixedPrecisionPoint>& p
   return chosen;
 }
 
-// "minmax, percentile, ...": the presets --method accepts.
-std::string method_names() {
-  std::string names;
-  for (const auto& m : quantization_methods()) names += (names.empty() ? "" : ", ") + m;
-  return names;
-}
-
 // pareto.json (the path, as the table prints it, and every evaluated configuration) and
 // pareto.png/.svg: evaluated configurations (validation accuracy) as markers, the path's Pareto
-// points as lines, validation and test.
+// points as lines, validation and test, and the point chosen within the budget (null: none).
 void write_pareto_files(const std::vector<MixedPrecisionPoint>& path,
-                        const std::vector<MixedPrecisionPoint>& evaluated, int64_t budget,
+                        const std::vector<MixedPrecisionPoint>& evaluated,
+                        const MixedPrecisionPoint* chosen, int64_t budget,
                         const std::string& method, int64_t validation_count,
                         const std::string& out_dir) {
   LinePlot plot;
   plot.title = "Greedy mixed precision, " + method;
-  plot.x_label = "packed weight bytes (KB = 1024 bytes)";
+  plot.x_label = "packed weights (KiB; 1 KiB = 1024 bytes)";
   plot.y_label = "accuracy (%), integer engine";
   PlotSeries all{"evaluated (validation)", {}, {}, false, true, false};
   PlotSeries front_validation{"Pareto path, validation", {}, {}, false, true, true};
@@ -128,13 +125,22 @@ void write_pareto_files(const std::vector<MixedPrecisionPoint>& path,
   if (budget_kb >= plot.x_min && budget_kb <= plot.x_max)
     plot.series.push_back({"budget (" + std::to_string(budget) + " bytes)",
                            {budget_kb, budget_kb}, {plot.y_min, plot.y_max}, true, false});
+  if (chosen) {
+    char label[96];
+    std::snprintf(label, sizeof label, "chosen: %lld bytes, %.2f%% validation",
+                  static_cast<long long>(chosen->weight_bytes), 100 * chosen->validation_accuracy);
+    // Drawn last and large, over the path's own marker at that point.
+    plot.series.push_back({label, {chosen->weight_bytes / 1024.0},
+                           {100 * chosen->validation_accuracy}, false, true, false, 2.2});
+  }
   write_line_plot(plot, out_dir + "/pareto.png");
   write_line_plot(plot, out_dir + "/pareto.svg");
   const nlohmann::json json = {{"budget", budget},
                                {"method", method},
                                {"validation_images", validation_count},
                                {"path", points_json(path)},
-                               {"evaluated", points_json(evaluated)}};
+                               {"evaluated", points_json(evaluated)},
+                               {"chosen", chosen ? points_json({*chosen})[0] : nlohmann::json()}};
   write_file_atomic(out_dir + "/pareto.json", json.dump(2) + "\n");
 }
 
@@ -162,7 +168,9 @@ Action add_sensitivity_command(CLI::App& app) {
   cmd->add_flag("--json", f->json, "print JSON instead of tables");
   cmd->add_option("--budget", f->budget,
                   "also search per-layer bits (greedy, chosen on the validation images) and pick "
-                  "the best under this many bytes of packed weights");
+                  "the best under this many bytes of packed weights (at least what every layer "
+                  "at the narrowest --bits takes)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 50));
   cmd->add_option("--validation", f->validation,
                   "with --budget: the last N training images, which the search chooses by "
                   "(calibration takes the first --calib-count of the rest)")
@@ -176,11 +184,9 @@ Action add_sensitivity_command(CLI::App& app) {
   return [f] {
     apply_threads(f->threads);
     const std::vector<int> bits = parse_bits(f->bits, "--bits");
-    const auto known = quantization_methods();
-    if (std::find(known.begin(), known.end(), f->method) == known.end())
-      throw Error("--method: unknown method \"" + f->method + "\" (known: " + method_names() + ")");
+    check_method(f->method, "--method");
     if (!f->out_dir.empty()) {
-      if (f->budget < 0) throw Error("--out-dir needs --budget (it holds the Pareto plot)");
+      if (f->budget < 0) throw FlagError("--out-dir needs --budget (it holds the Pareto plot)");
       ensure_writable_dir(f->out_dir, "--out-dir");
     }
     const bool search = f->budget >= 0;
@@ -190,28 +196,48 @@ Action add_sensitivity_command(CLI::App& app) {
     // The search chooses on the last --validation training images; calibration never sees them.
     const int64_t held_out = search ? f->validation : 0;
     if (held_out >= data.train.count)
-      throw Error("--validation " + std::to_string(held_out) + ": the " +
+      throw FlagError("--validation " + std::to_string(held_out) + ": the " +
                   std::to_string(data.train.count) +
                   " training images leave none for calibration");
     const Tensor calibration = normalized_images(
         data.train, data.mean, data.std, 0,
         std::min<int64_t>(f->calibration, data.train.count - held_out));
+    if (search) {
+      // The search ends with every layer at the narrowest width, the smallest point it can
+      // reach; a budget below that fails now rather than after the whole search. Packing does not
+      // depend on the method or the calibration, so a minmax plan of a few images sizes it.
+      const int narrowest = bits.front();
+      const QuantizedModel smallest = QuantizedModel::build(
+          model, plan_quantization(model, slice_rows(calibration, 0, std::min<int64_t>(
+                                                                        16, calibration.dim(0))),
+                                   preset_options("minmax", narrowest, narrowest)));
+      if (smallest.weight_bytes() > f->budget)
+        throw FlagError("--budget " + std::to_string(f->budget) + ": no configuration fits; " +
+                        "every layer at " + std::to_string(narrowest) + " bits (the narrowest " +
+                        "of --bits) takes " + std::to_string(smallest.weight_bytes()) +
+                        " bytes of packed weights");
+    }
     const Tensor test_images = normalize_all(data, data.test);
-    const auto rows =
-        layer_sensitivity(model, calibration, test_images, data.test.labels, bits, f->method);
+    const auto rows = [&] {
+      StepProgress progress("sensitivity: layers x bits measured");
+      return layer_sensitivity(model, calibration, test_images, data.test.labels, bits, f->method,
+                               [&progress](size_t d, size_t t) { progress(d, t); });
+    }();
     std::vector<MixedPrecisionPoint> path, evaluated;
     if (search) {
       MixedPrecisionOptions options;
       options.method = f->method;
       options.bits = bits;
       options.separate_act_bits = f->separate_act_bits;
+      StepProgress progress("mixed precision: steps (at most)");
+      options.progress = [&progress](size_t d, size_t t) { progress(d, t); };
       path = mixed_precision_search(model, calibration, last_images(data.train, held_out), options,
                                     &evaluated);
       add_test_accuracy(model, data.test, path);  // after the search: reported, never chosen by
     }
-    if (!f->out_dir.empty())
-      write_pareto_files(path, evaluated, f->budget, f->method, held_out, f->out_dir);
     const MixedPrecisionPoint* chosen = search ? best_within(path, f->budget) : nullptr;
+    if (!f->out_dir.empty())
+      write_pareto_files(path, evaluated, chosen, f->budget, f->method, held_out, f->out_dir);
 
     if (f->json) {
       nlohmann::json out = {{"method", f->method},

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli_common.h"
+#include "cli_progress.h"
 #include "commands.h"
 #include "float_model_input.h"
 #include "lowbit/atomic_file.h"
@@ -55,7 +56,7 @@ Action add_sweep_command(CLI::App& app) {
   add_training_flags(*cmd, f->train);
   add_threads_flag(*cmd, f->threads);
   cmd->add_option("--bits", f->bits, "bit widths: 1-8, 4, or 2,4,8")->capture_default_str();
-  cmd->add_option("--methods", f->methods, "comma-separated quantization methods")
+  cmd->add_option("--methods", f->methods, "comma-separated presets, or all: " + method_names())
       ->capture_default_str();
   cmd->add_option("--model", f->model, "float model to quantize (default: train one)");
   add_calibration_flag(*cmd, f->calibration);
@@ -65,13 +66,9 @@ Action add_sweep_command(CLI::App& app) {
     apply_threads(f->threads);
     SweepOptions options;
     options.bits = parse_bits(f->bits, "--bits");
-    options.methods = CLI::detail::split(f->methods, ',');
-    const auto known = quantization_methods();
-    for (const std::string& method : options.methods)
-      if (std::find(known.begin(), known.end(), method) == known.end())
-        throw Error("--methods: unknown method \"" + method + "\" (known: " +
-                    CLI::detail::join(known, ", ") + ")");
+    options.methods = parse_methods(f->methods, "--methods");
     options.calibration_count = f->calibration;
+    if (quiet()) f->train.progress = false;
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     std::optional<Model> loaded;
@@ -91,6 +88,8 @@ Action add_sweep_command(CLI::App& app) {
                   " pixels per image, " + data.name + " has " +
                   std::to_string(data.test.image_size()));
 
+    StepProgress progress("sweep: rows (method, bits)");
+    options.progress = [&progress](size_t done, size_t total) { progress(done, total); };
     SweepResult result =
         run_sweep(model, train_images, data.test, normalize_all(data, data.test), options);
     result.dataset = data.name;

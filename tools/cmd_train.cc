@@ -32,6 +32,7 @@ Action add_train_command(CLI::App& app) {
   cmd->add_option("--out", f->out, "model file to write")->required();
   return [f] {
     apply_threads(f->threads);
+    if (quiet()) f->train.progress = false;
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Arch arch = parse_arch(f->arch);
     const Dataset data = load_data(f->data);
@@ -53,23 +54,27 @@ Action add_eval_command(CLI::App& app) {
     DataFlags data;
     std::string model;
     int threads = 0;
+    bool json = false;
   };
   auto f = std::make_shared<Flags>();
   f->data.dataset.clear();
   add_data_flags(*cmd, f->data);
   add_threads_flag(*cmd, f->threads);
   cmd->add_option("--model", f->model, "model file (float or quantized)")->required();
+  cmd->add_flag("--json", f->json, "print the result as JSON");
   return [f] {
     apply_threads(f->threads);
     const std::string kind = is_onnx_path(f->model) ? "float" : model_file_kind(f->model);
     Evaluation result;
-    std::string engine, images;
+    std::string engine, images, dataset;
+    nlohmann::json bits;
     if (kind == "float") {
       const Model model = load_float_model(f->model, f->data.dataset);
       const Dataset data = load_data_for(f->data, model.metadata, f->model);
       result = evaluate(model, normalize_all(data, data.test), data.test.labels);
       engine = "float32";
       images = describe_split(data, Split::test);
+      dataset = data.name;
     } else {
       const QuantizedModel model = QuantizedModel::load(f->model);
       const Dataset data = load_data_for(f->data, model.metadata, f->model);
@@ -78,6 +83,18 @@ Action add_eval_command(CLI::App& app) {
                std::to_string(model.weight_bits()) + "-bit weights, " +
                std::to_string(model.act_bits()) + "-bit activations";
       images = describe_split(data, Split::test);
+      dataset = data.name;
+      bits = {{"weight_bits", model.weight_bits()}, {"act_bits", model.act_bits()}};
+    }
+    if (f->json) {
+      nlohmann::json out = {{"model", f->model},         {"kind", kind},
+                            {"dataset", dataset},        {"images", images},
+                            {"test_count", static_cast<int64_t>(result.predictions.size())},
+                            {"accuracy", result.accuracy}, {"loss", result.loss},
+                            {"engine", engine}};
+      if (!bits.is_null()) out.update(bits);
+      std::printf("%s\n", out.dump(2).c_str());
+      return 0;
     }
     std::printf("%s: accuracy %.2f%%, loss %.4f on %s [%s]\n", f->model.c_str(),
                 100 * result.accuracy, result.loss, images.c_str(), engine.c_str());

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_usage.h"
 #include "commands.h"
 #include "lowbit/error.h"
 #include "lowbit/version.h"
@@ -37,7 +38,17 @@ int main(int argc, char** argv) {
   add(lowbit::cli::add_import_command);
   add(lowbit::cli::add_export_command);
 
+  // Every bad command line, found by CLI11 or later by a command, exits 2 and points to the
+  // help of the subcommand it was given to (docs/cli.md).
+  const auto usage_error = [&](std::string message) {
+    for (char& c : message)
+      if (c == '\n') c = ' ';
+    std::fprintf(stderr, "lowbit: error: %s (see %s)\n", message.c_str(),
+                 lowbit::cli::help_hint(lowbit::cli::named_command(app, argc, argv)).c_str());
+    return 2;
+  };
   try {
+    lowbit::cli::check_spelling(app, argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
@@ -46,15 +57,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string message = e.what();
-    for (char& c : message)
-      if (c == '\n') c = ' ';
-    std::fprintf(stderr, "lowbit: error: %s (see lowbit --help)\n", message.c_str());
-    return 2;
+    return usage_error(e.what());
+  } catch (const lowbit::cli::FlagError& e) {
+    return usage_error(e.what());
   }
   try {
     for (auto& [command, action] : commands)
       if (command->parsed()) return action();
+  } catch (const lowbit::cli::FlagError& e) {
+    return usage_error(e.what());
   } catch (const lowbit::Error& e) {
     std::fprintf(stderr, "lowbit: error: %s\n", e.what());
     return 1;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -45,6 +46,7 @@ struct LayerQuantError {
 std::vector<LayerQuantError> layer_quantization_error(const Model& model,
                                                       const Tensor& calibration,
                                                       const std::string& method,
-                                                      std::span<const int> bits);
+                                                      std::span<const int> bits,
+                                                      const std::function<void(size_t done, size_t total)>& progress = {});
 
 }  // namespace lowbit

@@ -12,6 +12,7 @@ struct PlotSeries {
   bool dashed = false;
   bool markers = true;
   bool line = true;  // false: markers only, a scatter of points
+  double marker_size = 1.0;  // times the usual marker size, e.g. larger for a chosen point
 };
 
 // Where the legend sits inside the axes; lower right suits curves that rise, like accuracy

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -90,8 +91,10 @@ std::vector<Tensor> collect_linear_inputs(const Model& model, const Tensor& cali
 
 // Calibrates activation ranges on `calibration_images` ([count, features], normalized) and
 // quantizes the weights as `options` say (its fields, not its method name, decide). Throws lowbit::Error on a model the quantizer cannot handle.
+// `progress(done, total)` counts the layers planned, then the loss-aware search's trials.
 QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images,
-                            const QuantOptions& options);
+                            const QuantOptions& options,
+                            const std::function<void(size_t done, size_t total)>& progress = {});
 
 // Mean over the calibration images of KL(float model || plan's simulated model), summed in image
 // order in double: the loss the loss-aware search minimizes.

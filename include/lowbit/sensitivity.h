@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -22,11 +23,11 @@ struct SensitivityRow {
 
 // For each Linear and each width in `bits`: that layer alone quantized by preset `method`
 // (preset_options(), calibrated on `calibration`), evaluated by fake quantization on
-// images [n, features] with their labels.
-std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& calibration,
-                                              const Tensor& images, std::span<const uint8_t> labels,
-                                              std::span<const int> bits,
-                                              const std::string& method = "minmax");
+// images [n, features] with their labels. `progress(done, total)` follows the rows.
+std::vector<SensitivityRow> layer_sensitivity(
+    const Model& model, const Tensor& calibration, const Tensor& images,
+    std::span<const uint8_t> labels, std::span<const int> bits, const std::string& method = "minmax",
+    const std::function<void(size_t done, size_t total)>& progress = {});
 
 struct MixedPrecisionOptions {
   std::string method = "minmax";         // the preset every candidate plan is made with
@@ -35,6 +36,8 @@ struct MixedPrecisionOptions {
   // true: a step lowers either a layer's weights or its input activations; activation steps
   // save no bytes, so they are taken only when they cost no validation accuracy.
   bool separate_act_bits = false;
+  // Called after each step taken, with the most steps the search can take (it may stop sooner).
+  std::function<void(size_t steps, size_t most_steps)> progress;
 };
 
 struct MixedPrecisionPoint {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct SweepOptions {
   std::vector<int> bits;                      // e.g. 1..8; weights and activations alike
   std::vector<std::string> methods{"minmax"};
   int64_t calibration_count = 1024;           // first images of the training set
+  // Called after each (method, bits) row, from whichever thread measured it, one call at a time.
+  std::function<void(size_t rows_done, size_t rows)> progress;
 };
 
 struct SweepRow {

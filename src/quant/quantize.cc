@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <iterator>
 #include <span>
 
 #include "lowbit/error.h"
@@ -298,7 +300,7 @@ double mean_kl(const Tensor& reference_logits, const Tensor& logits) {
 // activation quantizer); entries from first on are (re)computed. Returns the final logits.
 Tensor plan_from(const Model& model, const std::vector<Tensor>& float_inputs,
                  const QuantOptions& options, size_t first, std::vector<Tensor>& quantized_inputs,
-                 QuantPlan& plan) {
+                 QuantPlan& plan, const std::function<void()>& layer_done = {}) {
   plan.layers.resize(first);
   quantized_inputs.resize(float_inputs.size());
   Tensor quantized;
@@ -327,6 +329,7 @@ Tensor plan_from(const Model& model, const std::vector<Tensor>& float_inputs,
                                 scale_at(options.weight_range_scale, j), options, q);
     plan.layers.push_back(std::move(q));
     ++j;
+    if (layer_done) layer_done();
   }
   return quantized;
 }
@@ -353,7 +356,8 @@ constexpr int kLossAwarePasses = 1;
 }  // namespace
 
 QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images,
-                            const QuantOptions& options) {
+                            const QuantOptions& options,
+                            const std::function<void(size_t, size_t)>& progress) {
   if (calibration_images.dim(0) < 1) throw Error("calibration needs at least one image");
   const size_t linear_count = count_linear_layers(model);
   check_options(options, linear_count);
@@ -367,7 +371,18 @@ QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images
   const std::vector<Tensor> float_inputs = collect_linear_inputs(model, calibration_images);
   std::vector<Tensor> quantized_inputs(linear_count);
   quantized_inputs[0] = slice_rows(calibration_images, 0, calibration_images.dim(0));
-  Tensor logits = plan_from(model, float_inputs, options, 0, quantized_inputs, plan);
+  // Progress units: each layer of the first plan, then each trial of the loss-aware search.
+  const size_t act_trials = std::size(kActGrid) - 1, weight_trials = std::size(kWeightGrid) - 1;
+  const size_t later_layers = linear_count - std::min<size_t>(1, linear_count - 1);
+  const size_t total =
+      linear_count + (options.loss_aware ? kLossAwarePasses * ((linear_count > 1 ? act_trials : 0) +
+                                                               later_layers * (act_trials + weight_trials))
+                                         : 0);
+  size_t done = 0;
+  const auto tick = [&] {
+    if (progress) progress(++done, total);
+  };
+  Tensor logits = plan_from(model, float_inputs, options, 0, quantized_inputs, plan, tick);
   if (!options.loss_aware) return plan;
 
   Activations activations;
@@ -393,6 +408,7 @@ QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images
                                                trial.layers[0]);
         const double loss =
             mean_kl(reference, plan_from(model, float_inputs, o, 1, quantized_inputs, trial));
+        tick();
         if (loss < best_loss) best_loss = loss, best = std::move(trial), best_input = quantized_inputs[1];
       }
       quantized_inputs[1] = std::move(best_input);
@@ -407,6 +423,7 @@ QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images
           scales[j] = start * m;
           QuantPlan trial = best;
           const double loss = mean_kl(reference, plan_from(model, float_inputs, o, j, quantized_inputs, trial));
+          tick();
           if (loss < best_loss) best_loss = loss, chosen = scales[j], best = std::move(trial);
         }
         scales[j] = chosen;

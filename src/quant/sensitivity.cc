@@ -48,7 +48,8 @@ QuantOptions mixed_precision_options(const std::string& method, std::span<const 
 std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& calibration,
                                               const Tensor& images, std::span<const uint8_t> labels,
                                               std::span<const int> bits,
-                                              const std::string& method) {
+                                              const std::string& method,
+                                              const std::function<void(size_t, size_t)>& progress) {
   const Tensor reference = all_log_probs(
       [&](const Tensor& x, Tensor& y) {
         Activations a;
@@ -57,9 +58,11 @@ std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& 
       images);
   const int64_t n = images.dim(0), classes = reference.row_size();
   std::vector<SensitivityRow> rows;
-  for (int b : bits) {
+  for (size_t k = 0; k < bits.size(); ++k) {
+    const int b = bits[k];
     const QuantPlan full = plan_quantization(model, calibration, preset_options(method, b, b));
     for (size_t j = 0; j < full.layers.size(); ++j) {
+      if (progress) progress(k * full.layers.size() + j, bits.size() * full.layers.size());
       QuantPlan only = full;  // SimulatedModel fake-quantizes exactly the layers in the plan
       only.layers = {full.layers[j]};
       const SimulatedModel simulated(model, only);
@@ -81,6 +84,7 @@ std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& 
       rows.push_back(row);
     }
   }
+  if (progress) progress(rows.size(), rows.size());
   std::sort(rows.begin(), rows.end(), [](const SensitivityRow& a, const SensitivityRow& b) {
     return a.linear != b.linear ? a.linear < b.linear : a.bits > b.bits;
   });
@@ -115,6 +119,7 @@ std::vector<MixedPrecisionPoint> mixed_precision_search(
   };
   const std::vector<int> widest(layers, widths.back());
   std::vector<MixedPrecisionPoint> path{measure(widest, widest)};
+  const size_t most_steps = layers * (widths.size() - 1) * (options.separate_act_bits ? 2 : 1);
   while (true) {
     const MixedPrecisionPoint& here = path.back();
     std::optional<MixedPrecisionPoint> best;
@@ -140,6 +145,7 @@ std::vector<MixedPrecisionPoint> mixed_precision_search(
     }
     if (!best) break;
     path.push_back(std::move(*best));
+    if (options.progress) options.progress(path.size() - 1, most_steps);
   }
   return path;
 }

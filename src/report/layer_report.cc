@@ -53,10 +53,15 @@ Range widest_weight_range(const QuantizedLinearPlan& layer) {
 std::vector<LayerQuantError> layer_quantization_error(const Model& model,
                                                       const Tensor& calibration,
                                                       const std::string& method,
-                                                      std::span<const int> bits) {
+                                                      std::span<const int> bits,
+                                                      const std::function<void(size_t, size_t)>& progress) {
   const std::vector<Tensor> inputs = collect_linear_inputs(model, calibration);
   std::vector<QuantPlan> plans;
-  for (int b : bits) plans.push_back(plan_quantization(model, calibration, preset_options(method, b, b)));
+  for (int b : bits) {
+    if (progress) progress(plans.size(), bits.size());
+    plans.push_back(plan_quantization(model, calibration, preset_options(method, b, b)));
+  }
+  if (progress) progress(plans.size(), bits.size());
 
   std::vector<LayerQuantError> rows;
   std::vector<float> fake;

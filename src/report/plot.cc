@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <mutex>
 
 #include "lowbit/atomic_file.h"
@@ -20,7 +21,9 @@ constexpr int kWidth = 900, kHeight = 600;
 constexpr double kLeft = 0.09, kRight = 0.97, kBottom = 0.12, kTop = 0.90;
 constexpr int kSolid = 1, kDashed = 3;  // PLplot style 3: long dashes, readable at 3 px
 constexpr double kLineWidth = 3.0;
-const char* const kMarkerGlyphs[] = {"●", "■", "▲", "◆", "▼", "⬟"};
+// One glyph a series, as many as the palette has colours (plot_device.h).
+const char* const kMarkerGlyphs[] = {"●", "■", "▲", "◆", "▼", "⬟", "★", "◀", "▶", "○", "□", "△"};
+static_assert(std::size(kMarkerGlyphs) == kSeriesColours);
 
 std::mutex& plplot_mutex() {  // PLplot keeps global state
   static std::mutex mutex;
@@ -104,8 +107,8 @@ void draw_line(plstream& pls, const PlotSeries& s, int index) {
 void draw_markers(plstream& pls, const PlotSeries& s, int index) {
   if (!s.markers) return;
   pls.col0(series_colour(index));
-  pls.schr(0, 0.9);
-  pls.string(static_cast<PLINT>(s.x.size()), s.x.data(), s.y.data(), kMarkerGlyphs[index % 6]);
+  pls.schr(0, 0.9 * s.marker_size);
+  pls.string(static_cast<PLINT>(s.x.size()), s.x.data(), s.y.data(), kMarkerGlyphs[index % kSeriesColours]);
 }
 
 PLINT legend_position(LegendCorner corner) {
@@ -131,7 +134,8 @@ void draw_legend(plstream& pls, const LinePlot& plot) {
     styles[i] = s.dashed ? kDashed : kSolid;
     labels[i] = escape_text(s.label);
     texts[i] = labels[i].c_str();
-    symbols[i] = kMarkerGlyphs[i % 6];
+    symbols[i] = kMarkerGlyphs[i % kSeriesColours];
+    symbol_scales[i] = 0.9 * std::min(s.marker_size, 1.5);
   }
   pls.schr(0, 1.1);
   PLFLT width = 0, height = 0;
@@ -196,7 +200,9 @@ void write_histogram(const Histogram& histogram, const std::string& path) {
   AtomicPath out(path);
   auto pls = open_plot(path, out.temp_path(), kWidth, kHeight);
   pls->adv(0);
-  pls->vpor(kLeft + 0.01, kRight, kBottom, kTop);  // room for counts of five digits
+  // Counts in plain digits ("f"): PLplot's own scaling would print "(x10^4)" above the axis,
+  // into the title. Room for six digits.
+  pls->vpor(kLeft + 0.03, kRight, kBottom, kTop);
   pls->wind(x_min - pad, x_max + pad, 0, y_max);
   pls->schr(0, 1.1);
   pls->width(1);
@@ -229,8 +235,8 @@ void write_histogram(const Histogram& histogram, const std::string& path) {
   pls->width(1);
   pls->col0(kInk);
   pls->schr(0, 1.1);
-  pls->box("bcnst", 0, 0, "bcnstv", 0, 0);
-  draw_title_and_labels(*pls, histogram.title, histogram.x_label, "count", 4.4);
+  pls->box("bcnst", 0, 0, "bcnstvf", 0, 0);
+  draw_title_and_labels(*pls, histogram.title, histogram.x_label, "count", 5.6);
   finish_plot(std::move(pls), path, out.temp_path());
   if (path.ends_with(".svg")) add_svg_title(path, out.temp_path(), histogram.title);
   out.commit();

@@ -49,7 +49,7 @@ bool device_available(const std::string& device) {
 
 }  // namespace
 
-int series_colour(int index) { return kFirstSeries + index % 8; }
+int series_colour(int index) { return kFirstSeries + index % kSeriesColours; }
 
 std::unique_ptr<plstream> open_plot(const std::string& path, const std::string& temp_path,
                                     int width, int height) {
@@ -72,12 +72,16 @@ std::unique_ptr<plstream> open_plot(const std::string& path, const std::string& 
   stream->sdev(device.c_str());
   stream->sfnam(temp_path.c_str());
   stream->spage(0, 0, width, height, 0, 0);
-  // White background, dark ink, light grid, then a palette that stays distinct in print and
-  // for common colour blindness (Okabe & Ito).
-  static const PLINT red[] = {255, 34, 222, 0, 230, 0, 204, 86, 213, 117, 110};
-  static const PLINT green[] = {255, 34, 222, 114, 159, 158, 121, 180, 94, 112, 110};
-  static const PLINT blue[] = {255, 34, 222, 178, 0, 115, 167, 233, 0, 179, 110};
-  stream->scmap0(red, green, blue, 11);
+  // White background, dark ink, light grid, then the series: first the palette that stays
+  // distinct in print and for common colour blindness (Okabe & Ito, less its yellow), then four
+  // darker ones, so that a sweep of nine methods with its two reference lines repeats none.
+  // Markers differ too (plot.cc), for when two colours look alike.
+  static const PLINT red[] = {255, 34, 222, 0, 230, 0, 204, 86, 213, 117, 110, 0, 140, 120, 160};
+  static const PLINT green[] = {255, 34, 222, 114, 159, 158, 121, 180, 94, 112, 110, 0, 86, 120, 0};
+  static const PLINT blue[] = {255, 34, 222, 178, 0, 115, 167, 233, 0, 179, 110, 0, 75, 0, 60};
+  static_assert(std::size(red) == kFirstSeries + kSeriesColours);
+  stream->scmap0n(kFirstSeries + kSeriesColours);
+  stream->scmap0(red, green, blue, kFirstSeries + kSeriesColours);
   stream->init();
   stream->sfont(PL_FCI_SANS, PL_FCI_UPRIGHT, PL_FCI_MEDIUM);
   if (!plplot_error.empty()) throw Error(path + ": PLplot: " + one_line(plplot_error));

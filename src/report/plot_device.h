@@ -11,7 +11,8 @@ namespace lowbit::plot_detail {
 
 // Chart colours, as indices into colour map 0 (set up by open_plot).
 enum Colour : int { kBackground = 0, kInk = 1, kGrid = 2, kFirstSeries = 3 };
-int series_colour(int index);  // cycles through the series palette
+inline constexpr int kSeriesColours = 12;
+int series_colour(int index);  // cycles through the kSeriesColours of the series palette
 
 // A PLplot stream for one chart: the device is picked from `path`'s extension (.png: pngcairo,
 // .svg: svgcairo), the page is `width` x `height` (pixels for PNG, points for SVG), output goes

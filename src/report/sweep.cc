@@ -40,6 +40,7 @@ SweepResult run_sweep(const Model& model, const Tensor& calibration, const Image
     for (int bits : options.bits) configs.emplace_back(method, bits);
   std::vector<SweepRow> rows(configs.size());
   std::exception_ptr failure;
+  size_t done = 0;
 #pragma omp parallel for schedule(dynamic, 1)
   for (size_t c = 0; c < configs.size(); ++c) {
     try {
@@ -62,6 +63,8 @@ SweepResult run_sweep(const Model& model, const Tensor& calibration, const Image
       for (int64_t i = 0; i < test.count; ++i) same += engine.predictions[i] == sim.predictions[i];
       row.agreement = test.count ? static_cast<double>(same) / test.count : 0;
       row.weight_bytes = integer.weight_bytes();
+#pragma omp critical(lowbit_sweep_progress)
+      if (options.progress) options.progress(++done, configs.size());
     } catch (...) {  // an exception may not leave an OpenMP region; the first one is rethrown below
 #pragma omp critical(lowbit_sweep_failure)
       if (!failure) failure = std::current_exception();
