@@ -1,10 +1,14 @@
 // `lowbit train` writes a float model; `lowbit eval` measures a float or quantized one.
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "lowbit/atomic_file.h"
+#include "lowbit/error.h"
 #include "lowbit/model_file.h"
 #include "lowbit/quantized_model.h"
 #include "training.h"
@@ -17,12 +21,26 @@ Action add_train_command(CLI::App& app) {
     DataFlags data;
     TrainOptions train;
     std::string arch = "fc_nn";
-    std::string out;
+    std::string out, json;
+    bool tta_flip = false, no_progress = false;
     int threads = 0;
   };
   auto f = std::make_shared<Flags>();
   add_data_flags(*cmd, f->data);
   add_training_flags(*cmd, f->train);
+  cmd->add_option("--validation", f->train.validation,
+                  "hold out this many training images (chosen by --seed); keep the epoch most "
+                  "accurate on them (never the test set)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--checkpoint", f->train.checkpoint,
+                  "write a checkpoint here after every epoch (model, optimizer, position)");
+  cmd->add_flag("--resume", f->train.resume,
+                "continue the run whose --checkpoint this is (same flags); ends with the same "
+                "model as an uninterrupted run");
+  cmd->add_option("--json", f->json, "write every epoch's loss, accuracy, lr and time here");
+  cmd->add_flag("--tta-flip", f->tta_flip,
+                "test accuracy averaged over each image and its mirror image");
+  cmd->add_flag("--no-progress", f->no_progress, "no progress bar or epoch lines");
   cmd->add_option("--arch", f->arch,
                   "a preset (fc_nn, resnet20, cifar_small; see lowbit models) or a model "
                   "description file (JSON, docs/model-format.md)")
@@ -32,15 +50,39 @@ Action add_train_command(CLI::App& app) {
   return [f] {
     apply_threads(f->threads);
     ensure_writable_dir(parent_dir(f->out), "--out");
+    if (!f->json.empty()) ensure_writable_dir(parent_dir(f->json), "--json");
+    if (f->train.resume && f->train.checkpoint.empty()) throw Error("--resume needs --checkpoint FILE");
+    if (f->train.resume && !std::filesystem::is_regular_file(f->train.checkpoint))
+      throw Error("--resume: " + f->train.checkpoint + " does not exist");
+    if (!f->train.checkpoint.empty()) ensure_writable_dir(parent_dir(f->train.checkpoint), "--checkpoint");
     const Arch arch = parse_arch(f->arch);
     const Dataset data = load_data(f->data);
     const nlohmann::json description = arch_description(arch, data);
+    if (f->train.validation >= data.train.count)
+      throw Error("--validation " + std::to_string(f->train.validation) + ": must be fewer than the " +
+                  std::to_string(data.train.count) + " training images");
+    TrainOptions options = f->train;
+    options.progress = !f->no_progress;
+    if (!f->json.empty())
+      options.on_epoch = [path = f->json](const std::vector<EpochStats>& h) { write_history_json(h, path); };
+    // For tests: a kill with no chance to clean up, after this many optimizer steps.
+    if (const char* kill_after = std::getenv("LOWBIT_TEST_KILL_AFTER_STEP"))
+      options.after_step = [n = std::atoll(kill_after)](int64_t step) {
+        if (step == n) std::raise(SIGKILL);
+      };
     const Tensor train_images = normalize_all(data, data.train);
-    const Model model = train_model(description, data, train_images, f->train);
-    const Evaluation test = evaluate(model, normalize_all(data, data.test), data.test.labels);
+    const Model model = train_model(description, data, train_images, options);
+    const Evaluation test = evaluate(model, normalize_all(data, data.test), data.test.labels,
+                                     EvalOptions{f->tta_flip});
     save_model(model, f->out);
-    std::printf("trained on %s; test accuracy %.2f%%, loss %.4f on %s; wrote %s\n",
-                describe_split(data, Split::train).c_str(), 100 * test.accuracy, test.loss,
+    const int64_t trained = data.train.count - options.validation;
+    const std::string on = options.validation > 0
+        ? std::to_string(trained) + " of " + describe_split(data, Split::train) + " (" +
+              std::to_string(options.validation) + " held out for validation, best epoch " +
+              std::to_string(model.metadata.value("selected_epoch", 0)) + ")"
+        : describe_split(data, Split::train);
+    std::printf("trained on %s; test accuracy %.2f%%%s, loss %.4f on %s; wrote %s\n", on.c_str(),
+                100 * test.accuracy, f->tta_flip ? " (flip-averaged)" : "", test.loss,
                 describe_split(data, Split::test).c_str(), f->out.c_str());
     return 0;
   };
@@ -51,12 +93,15 @@ Action add_eval_command(CLI::App& app) {
   struct Flags {
     DataFlags data;
     std::string model;
+    bool tta_flip = false;
     int threads = 0;
   };
   auto f = std::make_shared<Flags>();
   f->data.dataset.clear();
   add_data_flags(*cmd, f->data);
   add_threads_flag(*cmd, f->threads);
+  cmd->add_flag("--tta-flip", f->tta_flip,
+                "float models: average each image's class probabilities with its mirror image's");
   cmd->add_option("--model", f->model, "model file (float or quantized)")->required();
   return [f] {
     apply_threads(f->threads);
@@ -66,10 +111,11 @@ Action add_eval_command(CLI::App& app) {
     if (kind == "float") {
       const Model model = load_model(f->model);
       const Dataset data = load_data_for(f->data, model.metadata, f->model);
-      result = evaluate(model, normalize_all(data, data.test), data.test.labels);
-      engine = "float32";
+      result = evaluate(model, normalize_all(data, data.test), data.test.labels, EvalOptions{f->tta_flip});
+      engine = f->tta_flip ? "float32, flip-averaged" : "float32";
       images = describe_split(data, Split::test);
     } else {
+      if (f->tta_flip) throw Error("--tta-flip: only float models; " + f->model + " is quantized");
       const QuantizedModel model = QuantizedModel::load(f->model);
       const Dataset data = load_data_for(f->data, model.metadata, f->model);
       result = model.evaluate(data.test);

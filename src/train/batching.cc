@@ -35,7 +35,7 @@ void gather(const Tensor& images, std::span<const uint8_t> labels, const std::ve
 }
 
 double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float scale,
-           int64_t* correct, uint8_t* predictions) {
+           int64_t* correct, uint8_t* predictions, float smoothing) {
   const int64_t n = log_probs.dim(0), classes = log_probs.row_size();
   if (d_logp) {
     d_logp->resize(log_probs.shape());
@@ -47,8 +47,21 @@ double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float
     const int64_t best = std::max_element(row, row + classes) - row;
     if (best == labels[i]) ++*correct;
     if (predictions) predictions[i] = static_cast<uint8_t>(best);
-    loss -= row[labels[i]];
-    if (d_logp) (*d_logp)[i * classes + labels[i]] = -scale;
+    if (smoothing == 0.0f) {
+      loss -= row[labels[i]];
+      if (d_logp) (*d_logp)[i * classes + labels[i]] = -scale;
+      continue;
+    }
+    double sum = 0;
+    for (int64_t k = 0; k < classes; ++k) sum += row[k];
+    const double share = static_cast<double>(smoothing) / static_cast<double>(classes);
+    loss -= (1.0 - smoothing) * row[labels[i]] + share * sum;
+    if (d_logp) {
+      float* d = d_logp->data() + i * classes;
+      const float spread = -scale * smoothing / static_cast<float>(classes);
+      for (int64_t k = 0; k < classes; ++k) d[k] = spread;
+      d[labels[i]] -= scale * (1.0f - smoothing);
+    }
   }
   return loss;
 }

@@ -57,8 +57,11 @@ void gather(const Tensor& images, std::span<const uint8_t> labels, const std::ve
 
 // NLL over log-probabilities [n, classes]; returns the summed loss. When d_logp is given it gets
 // -scale at each label (dLoss/dlogp of a mean over 1/scale samples). Counts correct argmaxes
-// (first index on ties) and writes them to `predictions` when given.
+// (first index on ties) and writes them to `predictions` when given. With label smoothing eps the
+// target is (1 - eps) at the label plus eps / classes at every class (Szegedy et al. 2016, as
+// PyTorch's CrossEntropyLoss(label_smoothing=eps)): loss -(1 - eps) logp[label] - eps/classes
+// sum logp, and d_logp gets -scale eps / classes at every class on top.
 double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float scale,
-           int64_t* correct, uint8_t* predictions = nullptr);
+           int64_t* correct, uint8_t* predictions = nullptr, float smoothing = 0);
 
 }  // namespace lowbit
