@@ -23,6 +23,7 @@ Action add_train_command(CLI::App& app) {
     std::string arch = "fc_nn";
     std::string out, json;
     bool tta_flip = false, no_progress = false;
+    int64_t train_images = 0;
     int threads = 0;
   };
   auto f = std::make_shared<Flags>();
@@ -31,6 +32,9 @@ Action add_train_command(CLI::App& app) {
   cmd->add_option("--validation", f->train.validation,
                   "hold out this many training images (chosen by --seed); keep the epoch most "
                   "accurate on them (never the test set)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--train-images", f->train_images,
+                  "train on the first N training images only (0: all), e.g. for short runs")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--checkpoint", f->train.checkpoint,
                   "write a checkpoint here after every epoch (model, optimizer, position)");
@@ -56,8 +60,16 @@ Action add_train_command(CLI::App& app) {
       throw Error("--resume: " + f->train.checkpoint + " does not exist");
     if (!f->train.checkpoint.empty()) ensure_writable_dir(parent_dir(f->train.checkpoint), "--checkpoint");
     const Arch arch = parse_arch(f->arch);
-    const Dataset data = load_data(f->data);
+    Dataset data = load_data(f->data);
     const nlohmann::json description = arch_description(arch, data);
+    std::string train_text = describe_split(data, Split::train);
+    if (f->train_images > 0 && f->train_images < data.train.count) {
+      train_text = describe_split(data, Split::train, SplitPart::first, f->train_images);
+      ImageSet& t = data.train;
+      t.count = f->train_images;
+      t.pixels.resize(t.count * t.image_size());
+      t.labels.resize(t.count);
+    }
     if (f->train.validation >= data.train.count)
       throw Error("--validation " + std::to_string(f->train.validation) + ": must be fewer than the " +
                   std::to_string(data.train.count) + " training images");
@@ -77,10 +89,10 @@ Action add_train_command(CLI::App& app) {
     save_model(model, f->out);
     const int64_t trained = data.train.count - options.validation;
     const std::string on = options.validation > 0
-        ? std::to_string(trained) + " of " + describe_split(data, Split::train) + " (" +
+        ? std::to_string(trained) + " images of " + train_text + " (" +
               std::to_string(options.validation) + " held out for validation, best epoch " +
               std::to_string(model.metadata.value("selected_epoch", 0)) + ")"
-        : describe_split(data, Split::train);
+        : train_text;
     std::printf("trained on %s; test accuracy %.2f%%%s, loss %.4f on %s; wrote %s\n", on.c_str(),
                 100 * test.accuracy, f->tta_flip ? " (flip-averaged)" : "", test.loss,
                 describe_split(data, Split::test).c_str(), f->out.c_str());

@@ -1,7 +1,8 @@
-// Seeded shuffling and the NLL loss shared by float training and QAT.
+// Seeded shuffling, gradient clipping and the NLL loss shared by float training and QAT.
 #include "train/batching.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -12,6 +13,18 @@ uint64_t uniform_index(std::mt19937_64& rng, uint64_t n) {
   uint64_t r;
   do r = rng(); while (r >= limit);
   return r % n;
+}
+
+double clip_gradient_norm(std::vector<Tensor>& gradients, float max_norm) {
+  double sum = 0;
+  for (const Tensor& g : gradients)
+    for (float v : g.values()) sum += static_cast<double>(v) * v;
+  const double norm = std::sqrt(sum);
+  if (norm <= max_norm) return norm;
+  const float factor = static_cast<float>(max_norm / (norm + 1e-6));
+  for (Tensor& g : gradients)
+    for (int64_t j = 0; j < g.size(); ++j) g[j] *= factor;
+  return norm;
 }
 
 void shuffle(std::vector<int64_t>& order, std::mt19937_64& rng) {

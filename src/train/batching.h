@@ -43,6 +43,11 @@ void sum_shard_gradients(const std::vector<Shard>& shards, int64_t used, std::ve
   }
 }
 
+// Scales `gradients` so that their global L2 norm (summed in double, in parameter order) is at
+// most max_norm, as torch.nn.utils.clip_grad_norm_: by max_norm / (norm + 1e-6) when larger.
+// Returns the norm before clipping.
+double clip_gradient_norm(std::vector<Tensor>& gradients, float max_norm);
+
 // A uniform integer in [0, n) by rejection, identical on every standard library
 // (std::uniform_int_distribution is not).
 uint64_t uniform_index(std::mt19937_64& rng, uint64_t n);

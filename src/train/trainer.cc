@@ -138,19 +138,6 @@ void restore(Model& model, const std::vector<Tensor>& saved) {
   for (Tensor* b : model.buffers()) *b = saved[i++];
 }
 
-// Scales `gradients` so that their global L2 norm (summed in double, in parameter order) is at
-// most max_norm, as torch.nn.utils.clip_grad_norm_: by max_norm / (norm + 1e-6) when larger.
-void clip_gradients(std::vector<Tensor>& gradients, float max_norm) {
-  double sum = 0;
-  for (const Tensor& g : gradients)
-    for (float v : g.values()) sum += static_cast<double>(v) * v;
-  const double norm = std::sqrt(sum);
-  if (norm <= max_norm) return;
-  const float factor = static_cast<float>(max_norm / (norm + 1e-6));
-  for (Tensor& g : gradients)
-    for (int64_t j = 0; j < g.size(); ++j) g[j] *= factor;
-}
-
 std::string rng_text(const std::mt19937_64& rng) {
   std::ostringstream out;
   out << rng;
@@ -255,7 +242,7 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
         model.backward(shard.x, shard.activations, shard.d_output, shard.gradients);
       });
       sum_shard_gradients(shards, used, total);
-      if (options.clip_norm > 0) clip_gradients(total, options.clip_norm);
+      if (options.clip_norm > 0) clip_gradient_norm(total, options.clip_norm);
       optimizer->step(total);
       ++state.step;
       // Batch norm's running statistics from each shard's, in shard order.
@@ -301,6 +288,9 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
     std::snprintf(text + used_text, sizeof text - used_text, "  lr %.4g  %.2fs", lr, stats.seconds);
     state.history.push_back(stats);
     state.epochs_done = epoch;
+    // The model returned so far: the best epoch's with validation, else the last.
+    for (EpochStats& s : state.history)
+      s.selected = s.epoch == (options.validation > 0 ? state.best_epoch : epoch);
     progress.line(text);
     if (!options.checkpoint.empty()) {
       state.rng = rng_text(rng);
@@ -310,12 +300,7 @@ std::vector<EpochStats> train(Model& model, const Tensor& images, std::span<cons
     if (options.on_epoch) options.on_epoch(state.history);
   }
   progress.finish();
-  if (options.validation > 0 && !state.best.empty()) {
-    restore(model, state.best);
-    for (EpochStats& s : state.history) s.selected = s.epoch == state.best_epoch;
-  } else if (!state.history.empty()) {
-    state.history.back().selected = true;
-  }
+  if (options.validation > 0 && !state.best.empty()) restore(model, state.best);
   return state.history;
 }
 
