@@ -4,12 +4,47 @@
 # integer-engine speed.
 # Needs full MNIST: LOWBIT_DATA_DIR=DIR with the official IDX files in DIR/mnist/ (or DIR the mnist/
 # folder itself). Takes ~17 min.
+# `reproduce.sh --cifar` runs the CIFAR-10 part instead (README, "CIFAR-10 recipes"): the recipe
+# for cifar_small and resnet20 over seeds 0, 1, 2, and the training-speed comparison with PyTorch.
+# Needs DIR/cifar10/cifar-10-binary.tar.gz; takes many hours on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lowbit=build/tools/lowbit
 [ -x "$lowbit" ] || scripts/setup.sh
 out=results/reproduce
 mkdir -p "$out"
+
+if [ "${1:-}" = "--cifar" ]; then
+  out=results/reproduce/cifar
+  mkdir -p "$out"
+  { echo "# $(date -u +%FT%TZ) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+         "$(nproc --all) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"; } | tee "$out/machine.txt"
+  # The issue's PyTorch recipe: SGD Nesterov 0.9, weight decay 5e-4, one-cycle to 0.1, label
+  # smoothing 0.1, batch 128, crop (padding 4) + flip. Epochs: CIFAR_SMALL_EPOCHS, RESNET20_EPOCHS.
+  recipe=(--dataset cifar10 --batch-size 128 --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov
+          --weight-decay 5e-4 --schedule one-cycle --label-smoothing 0.1 --crop-padding 4 --flip
+          --no-progress)
+  for arch in cifar_small resnet20; do
+    epochs=${CIFAR_SMALL_EPOCHS:-15}
+    [ "$arch" = resnet20 ] && epochs=${RESNET20_EPOCHS:-60}
+    for seed in 0 1 2; do
+      start=$(date +%s)
+      # A run cut short (Ctrl-C, a kill) continues from its last epoch when the script reruns.
+      resume=()
+      [ -f "$out/${arch}_seed$seed.ckpt" ] && resume=(--resume)
+      result=$($lowbit train "${recipe[@]}" "${resume[@]}" --arch "$arch" --epochs "$epochs" --seed "$seed" \
+        --checkpoint "$out/${arch}_seed$seed.ckpt" --json "$out/${arch}_seed$seed.json" \
+        --out "$out/${arch}_seed$seed.lbm" | tail -1)
+      echo "$arch seed $seed, $epochs epochs: $result ($(( $(date +%s) - start )) s)" | tee -a "$out/accuracy.txt"
+    done
+  done
+  if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    /usr/bin/python3 bench/train_compare.py --batches 20 --json "$out/train_compare.json" \
+      | tee "$out/train_compare.txt"
+  fi
+  echo "wrote $out/"
+  exit 0
+fi
 methods=minmax,percentile,mse,kl,mse_pc,gptq,adaround,best,loss_aware
 { echo "# $(date -u +%FT%TZ) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
        "$(nproc --all) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"; } | tee "$out/machine.txt"

@@ -1,7 +1,8 @@
-// Seeded shuffling and the NLL loss shared by float training and QAT.
+// Seeded shuffling, gradient clipping and the NLL loss shared by float training and QAT.
 #include "train/batching.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -12,6 +13,18 @@ uint64_t uniform_index(std::mt19937_64& rng, uint64_t n) {
   uint64_t r;
   do r = rng(); while (r >= limit);
   return r % n;
+}
+
+double clip_gradient_norm(std::vector<Tensor>& gradients, float max_norm) {
+  double sum = 0;
+  for (const Tensor& g : gradients)
+    for (float v : g.values()) sum += static_cast<double>(v) * v;
+  const double norm = std::sqrt(sum);
+  if (norm <= max_norm) return norm;
+  const float factor = static_cast<float>(max_norm / (norm + 1e-6));
+  for (Tensor& g : gradients)
+    for (int64_t j = 0; j < g.size(); ++j) g[j] *= factor;
+  return norm;
 }
 
 void shuffle(std::vector<int64_t>& order, std::mt19937_64& rng) {
@@ -35,7 +48,7 @@ void gather(const Tensor& images, std::span<const uint8_t> labels, const std::ve
 }
 
 double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float scale,
-           int64_t* correct, uint8_t* predictions) {
+           int64_t* correct, uint8_t* predictions, float smoothing) {
   const int64_t n = log_probs.dim(0), classes = log_probs.row_size();
   if (d_logp) {
     d_logp->resize(log_probs.shape());
@@ -47,8 +60,21 @@ double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float
     const int64_t best = std::max_element(row, row + classes) - row;
     if (best == labels[i]) ++*correct;
     if (predictions) predictions[i] = static_cast<uint8_t>(best);
-    loss -= row[labels[i]];
-    if (d_logp) (*d_logp)[i * classes + labels[i]] = -scale;
+    if (smoothing == 0.0f) {
+      loss -= row[labels[i]];
+      if (d_logp) (*d_logp)[i * classes + labels[i]] = -scale;
+      continue;
+    }
+    double sum = 0;
+    for (int64_t k = 0; k < classes; ++k) sum += row[k];
+    const double share = static_cast<double>(smoothing) / static_cast<double>(classes);
+    loss -= (1.0 - smoothing) * row[labels[i]] + share * sum;
+    if (d_logp) {
+      float* d = d_logp->data() + i * classes;
+      const float spread = -scale * smoothing / static_cast<float>(classes);
+      for (int64_t k = 0; k < classes; ++k) d[k] = spread;
+      d[labels[i]] -= scale * (1.0f - smoothing);
+    }
   }
   return loss;
 }

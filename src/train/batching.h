@@ -43,6 +43,11 @@ void sum_shard_gradients(const std::vector<Shard>& shards, int64_t used, std::ve
   }
 }
 
+// Scales `gradients` so that their global L2 norm (summed in double, in parameter order) is at
+// most max_norm, as torch.nn.utils.clip_grad_norm_: by max_norm / (norm + 1e-6) when larger.
+// Returns the norm before clipping.
+double clip_gradient_norm(std::vector<Tensor>& gradients, float max_norm);
+
 // A uniform integer in [0, n) by rejection, identical on every standard library
 // (std::uniform_int_distribution is not).
 uint64_t uniform_index(std::mt19937_64& rng, uint64_t n);
@@ -57,8 +62,11 @@ void gather(const Tensor& images, std::span<const uint8_t> labels, const std::ve
 
 // NLL over log-probabilities [n, classes]; returns the summed loss. When d_logp is given it gets
 // -scale at each label (dLoss/dlogp of a mean over 1/scale samples). Counts correct argmaxes
-// (first index on ties) and writes them to `predictions` when given.
+// (first index on ties) and writes them to `predictions` when given. With label smoothing eps the
+// target is (1 - eps) at the label plus eps / classes at every class (Szegedy et al. 2016, as
+// PyTorch's CrossEntropyLoss(label_smoothing=eps)): loss -(1 - eps) logp[label] - eps/classes
+// sum logp, and d_logp gets -scale eps / classes at every class on top.
 double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float scale,
-           int64_t* correct, uint8_t* predictions = nullptr);
+           int64_t* correct, uint8_t* predictions = nullptr, float smoothing = 0);
 
 }  // namespace lowbit
