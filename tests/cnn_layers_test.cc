@@ -423,6 +423,22 @@ TEST(GradientCheck, MaxPool) {
   check_gradients(overlapping, {distinct_tensor({2, 2, 5, 5}, rng)}, kEval, 2e-3);
 }
 
+// On ties the first maximum of the window (row-major) takes the gradient, in the 2x2 fast path
+// and in the general loop (3x3 windows) alike.
+TEST(Pool2d, MaxPoolTiesGoToTheFirstMaximum) {
+  for (const Window2d& win : {Window2d{2, 2, 2, 2, 0, 0}, Window2d{3, 3, 3, 3, 0, 0}}) {
+    Pool2d pool(Pool2d::Op::max, {1, 3, 3}, win);
+    Tensor x({1, 1, 3, 3}, {0, 5, 5, 5, 5, 0, 0, 0, 0}), y, dx;
+    pool.forward(x, y);
+    ASSERT_EQ(y.size(), 1);
+    EXPECT_EQ(y[0], 5.0f);
+    const Tensor dy({1, 1, 1, 1}, {2.0f});
+    pool.backward(x, y, dy, &dx, {});
+    const std::vector<float> expected = {0, 2, 0, 0, 0, 0, 0, 0, 0};
+    EXPECT_EQ(std::vector<float>(dx.values().begin(), dx.values().end()), expected) << win.kernel_h;
+  }
+}
+
 TEST(GradientCheck, AvgPool) {
   std::mt19937_64 rng(19);
   Pool2d pool(Pool2d::Op::average, {2, 4, 6}, {2, 3, 2, 3, 0, 0});
