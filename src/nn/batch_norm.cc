@@ -132,8 +132,17 @@ void BatchNorm2d::backward_node(std::span<const Tensor* const> inputs, const Ten
     for (int64_t n = 0; n < p.batch; ++n) {
       const float* in = x.data() + (n * p.channels + c) * p.plane;
       const float* d = dy.data() + (n * p.channels + c) * p.plane;
-      add_into_lanes(dy_lanes, p.plane, [&](int64_t i) { return double{d[i]}; });
-      add_into_lanes(dy_xhat_lanes, p.plane, [&](int64_t i) { return double{d[i]} * ((in[i] - m) * inv); });
+      // Both sums in one pass over the plane; each lane adds its terms in the same order.
+      int64_t i = 0;
+      for (; i + kLanes <= p.plane; i += kLanes)
+        for (int64_t l = 0; l < kLanes; ++l) {
+          dy_lanes[l] += double{d[i + l]};
+          dy_xhat_lanes[l] += double{d[i + l]} * ((in[i + l] - m) * inv);
+        }
+      for (; i < p.plane; ++i) {
+        dy_lanes[i % kLanes] += double{d[i]};
+        dy_xhat_lanes[i % kLanes] += double{d[i]} * ((in[i] - m) * inv);
+      }
     }
     const double sum_dy = lanes_total(dy_lanes), sum_dy_xhat = lanes_total(dy_xhat_lanes);
     param_grads[0][c] += static_cast<float>(sum_dy_xhat);

@@ -83,6 +83,10 @@ struct Plan {
   memory::desc forward_scratchpad, data_scratchpad, weights_scratchpad;
 };
 
+// Plans one thread keeps: one per convolution shape and batch size (resnet20 has 8 shapes; training
+// and evaluation use a few batch sizes).
+constexpr size_t kMaxPlans = 128;
+
 // Per-thread oneDNN state: engine and stream, plans by shape, scratch for the blocked tensors.
 struct Context {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
@@ -102,8 +106,11 @@ Plan& plan_for(Context& c, const ConvGeometry& g) {
   const Window2d& w = g.window;
   const std::array<int64_t, 12> key = {g.batch, g.channels, g.h, g.w, g.out, g.groups,
                                        w.kernel_h, w.kernel_w, w.stride_h, w.stride_w, w.pad_h, w.pad_w};
+  if (const auto found = c.plans.find(key); found != c.plans.end()) return *found->second;
+  // Each batch size is a shape of its own: a caller that feeds many sizes (evaluation of ragged
+  // chunks, the Python module) must not grow the cache without end.
+  if (c.plans.size() >= kMaxPlans) c.plans.clear();
   std::unique_ptr<Plan>& slot = c.plans[key];
-  if (slot) return *slot;
   auto plan = std::make_unique<Plan>();
   const memory::dims src = {g.batch, g.channels, g.h, g.w}, dst = {g.batch, g.out, g.out_h, g.out_w};
   const memory::dims weights =
