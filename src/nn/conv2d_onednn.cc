@@ -44,8 +44,8 @@ struct Reorder {
   memory::desc to, scratchpad;
 };
 
-// Every primitive takes its scratchpad from the caller (a per-thread buffer, below): oneDNN's own
-// allocates and zeroes fresh pages on every call.
+// Every primitive takes its scratchpad from the caller (a per-thread buffer, below): with oneDNN's
+// own, page faults and memset on fresh pages took 8 % of a resnet20 shard step.
 dnnl::primitive_attr user_scratchpad() {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
