@@ -66,7 +66,7 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # The data the command falls back to without MNIST (docs/data.md), and what the Python module
 # imports at run time.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist, python3, python3-numpy")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "nlohmann-json3-dev, zlib1g-dev")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "nlohmann-json3-dev, zlib1g-dev, libdnnl-dev")
 set(CPACK_PACKAGE_DESCRIPTION "The lowbit command (train, quantize, eval, sweep, inspect, ...), \
 the libraries for programs that embed the integer engine (lowbit::engine, C API in lowbit/c_api.h) \
 or train and quantize (lowbit::lowbit), with their CMake and pkg-config files, and the Python module.")

@@ -1,5 +1,5 @@
 // CNN layers: finite-difference gradient checks (tiny-dnn style) for each, a reference convolution,
-// batch norm's running statistics, dropout's masks and the fixed-order GEMM.
+// oneDNN against im2col, batch norm's running statistics, dropout's masks and the fixed-order GEMM.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -10,6 +10,9 @@
 
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
+#include "lowbit/model.h"
+#include "lowbit/train.h"
+#include "nn/conv2d_backend.h"
 #include "nn/gemm.h"
 
 namespace lowbit {
@@ -172,6 +175,154 @@ TEST(GradientCheck, Conv2dEveryCase) {
   }
 }
 
+// Shapes for oneDNN against im2col: enough channels for its blocked layouts (16 and more), odd
+// sizes, stride 2 with and without padding, groups, depthwise, 1x1, bias and none.
+const ConvCase kBackendCases[] = {
+    {"first layer 3->16", {3, 11, 9}, conv_options(16, 3, 3, 1, 1, 1, true)},
+    {"16->32 3x3 stride 2", {16, 9, 9}, conv_options(32, 3, 3, 2, 1, 1, false)},
+    {"16->32 1x1 stride 2 shortcut", {16, 9, 7}, conv_options(32, 1, 1, 2, 0, 1, false)},
+    {"32->32 1x1", {32, 5, 5}, conv_options(32, 1, 1, 1, 0, 1, true)},
+    {"17->19 3x3 odd channels", {17, 7, 6}, conv_options(19, 3, 3, 1, 1, 1, true)},
+    {"groups 4", {32, 6, 6}, conv_options(64, 3, 3, 1, 1, 4, true)},
+    {"depthwise 32 stride 2", {32, 8, 8}, conv_options(32, 3, 3, 2, 1, 32, false)},
+    {"5x3 kernel stride 2 no padding", {8, 9, 10}, conv_options(16, 5, 3, 2, 0, 1, true)},
+};
+
+struct ConvResults {
+  Tensor y, dx, dw;
+};
+
+// forward and both backward passes of `conv` on (x, dy) through one backend; dw starts at `dw0`
+// to check that the weight gradient is added.
+template <typename Forward, typename Data, typename Weights>
+ConvResults run_backend(const Conv2d& conv, const ConvGeometry& g, const Tensor& x, const Tensor& dy,
+                        const Tensor& dw0, Forward forward, Data data, Weights weights) {
+  ConvResults r{Tensor({g.batch, g.out, g.out_h, g.out_w}), Tensor(x.shape()), dw0};
+  forward(g, x.data(), conv.weight().data(), r.y.data());
+  data(g, conv.weight().data(), dy.data(), r.dx.data());
+  weights(g, x.data(), dy.data(), r.dw.data());
+  return r;
+}
+
+ConvGeometry geometry_of(const Conv2d& conv, const Shape& input, int64_t batch) {
+  const Conv2dOptions& o = conv.options();
+  const auto [out_h, out_w] = o.window.output_size(input[1], input[2]);
+  return {batch, input[0], input[1], input[2], o.out_channels, out_h, out_w, o.groups, o.window};
+}
+
+// |a - b| <= tolerance * (1 + max |b|): float sums in two orders.
+void expect_close(const Tensor& a, const Tensor& b, double tolerance, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  double scale = 1, worst = 0;
+  for (int64_t i = 0; i < b.size(); ++i) scale = std::max(scale, double{std::fabs(b[i])});
+  for (int64_t i = 0; i < b.size(); ++i) worst = std::max(worst, double{std::fabs(a[i] - b[i])});
+  EXPECT_LE(worst, tolerance * scale) << what;
+}
+
+TEST(Conv2d, OneDnnMatchesIm2colOnOddShapes) {
+  for (const ConvCase& c : kBackendCases) {
+    SCOPED_TRACE(c.name);
+    std::mt19937_64 rng(31);
+    Conv2d conv(c.input, c.options);
+    conv.init(rng);
+    const ConvGeometry g = geometry_of(conv, c.input, 5);
+    Shape x_shape = c.input;
+    x_shape.insert(x_shape.begin(), g.batch);
+    const Tensor x = random_tensor(x_shape, rng);
+    const Tensor dy = random_tensor({g.batch, g.out, g.out_h, g.out_w}, rng);
+    const Tensor dw0 = random_tensor(conv.weight().shape(), rng);
+    const ConvResults onednn = run_backend(conv, g, x, dy, dw0, conv2d_forward_onednn,
+                                           conv2d_backward_data_onednn, conv2d_backward_weights_onednn);
+    const ConvResults im2col = run_backend(conv, g, x, dy, dw0, conv2d_forward_im2col,
+                                           conv2d_backward_data_im2col, conv2d_backward_weights_im2col);
+    expect_close(onednn.y, im2col.y, 1e-5, "forward");
+    expect_close(onednn.dx, im2col.dx, 1e-5, "backward data");
+    expect_close(onednn.dw, im2col.dw, 1e-5, "backward weights");
+    // And against the definition, in double.
+    Tensor y;
+    conv.forward(x, y);
+    const Tensor expected = reference_conv(conv, x, c.input);
+    expect_close(y, expected, 1e-5, "layer forward against the definition");
+  }
+}
+
+// oneDNN splits work by the thread count it runs with; the layer pins every call to its own
+// thread, so the bits are the same whatever OpenMP allows and whichever thread calls.
+TEST(Conv2d, SameBitsOnOneAndTwoThreadsAndInsideAParallelRegion) {
+  const ConvCase& c = kBackendCases[1];
+  std::mt19937_64 rng(32);
+  Conv2d conv(c.input, c.options);
+  conv.init(rng);
+  const ConvGeometry g = geometry_of(conv, c.input, 32);
+  const Tensor x = random_tensor({g.batch, g.channels, g.h, g.w}, rng);
+  const Tensor dy = random_tensor({g.batch, g.out, g.out_h, g.out_w}, rng);
+  const Tensor dw0 = random_tensor(conv.weight().shape(), rng);
+  // The layer's own passes, as training runs them.
+  auto run = [&] {
+    ConvResults r{Tensor(), Tensor(), dw0};
+    conv.forward(x, r.y);
+    std::vector<Tensor> grads = {dw0};
+    conv.backward(x, r.y, dy, &r.dx, grads);
+    r.dw = grads[0];
+    return r;
+  };
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const ConvResults one = run();
+  omp_set_num_threads(2);
+  const ConvResults two = run();
+  std::vector<ConvResults> inside(2);
+  int team = 0;
+#pragma omp parallel num_threads(2)
+  {
+    inside[omp_get_thread_num()] = run();
+#pragma omp single
+    team = omp_get_num_threads();
+  }
+  ASSERT_EQ(team, 2);
+  ASSERT_EQ(two.y.size(), one.y.size());
+  omp_set_num_threads(threads);
+  ASSERT_EQ(one.y.size(), g.batch * g.out * g.out_h * g.out_w);
+  for (const ConvResults* r : std::vector<const ConvResults*>{&two, &inside[0], &inside[1]}) {
+    ASSERT_EQ(r->y.size(), one.y.size());
+    ASSERT_EQ(r->dx.size(), one.dx.size());
+    ASSERT_EQ(r->dw.size(), one.dw.size());
+    EXPECT_TRUE(std::equal(one.y.values().begin(), one.y.values().end(), r->y.values().begin()));
+    EXPECT_TRUE(std::equal(one.dx.values().begin(), one.dx.values().end(), r->dx.values().begin()));
+    EXPECT_TRUE(std::equal(one.dw.values().begin(), one.dw.values().end(), r->dw.values().begin()));
+  }
+}
+
+// The trainer on a preset whose convolutions have 32 to 128 channels (oneDNN's blocked kernels):
+// two ragged shards a batch, the same parameters bit for bit on 1 and 2 threads.
+TEST(Conv2d, TrainingGivesTheSameBitsOnOneAndTwoThreads) {
+  std::mt19937_64 rng(33);
+  const Tensor images = random_tensor({96, 3, 16, 16}, rng);
+  std::vector<uint8_t> labels(96);
+  for (uint8_t& l : labels) l = static_cast<uint8_t>(rng() % 10);
+  TrainOptions options;
+  options.epochs = 1;
+  options.batch_size = 48;
+  options.progress = false;
+  auto trained = [&](int threads) {
+    Model model = Model::from_description(preset_description("cifar_small", {3, 16, 16}, 10));
+    model.init(5);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    train(model, images, labels, options);
+    omp_set_num_threads(saved);
+    std::vector<float> values;
+    for (const Tensor* p : model.parameters()) values.insert(values.end(), p->values().begin(), p->values().end());
+    return values;
+  };
+  const std::vector<float> one = trained(1), two = trained(2);
+  ASSERT_EQ(one.size(), two.size());
+  EXPECT_TRUE(one == two);
+  Model untrained = Model::from_description(preset_description("cifar_small", {3, 16, 16}, 10));
+  untrained.init(5);
+  EXPECT_NE(one[0], untrained.parameters()[0]->values()[0]);  // it did train
+}
+
 TEST(Conv2d, KaimingNormalFanOut) {
   std::mt19937_64 rng(13);
   Conv2d conv({16, 8, 8}, conv_options(64, 3, 3, 1, 1, 1, true));
@@ -270,6 +421,22 @@ TEST(GradientCheck, MaxPool) {
   check_gradients(pool, {distinct_tensor({2, 2, 5, 5}, rng)}, kEval, 2e-3);
   Pool2d overlapping(Pool2d::Op::max, {2, 5, 5}, {3, 3, 2, 2, 1, 1});
   check_gradients(overlapping, {distinct_tensor({2, 2, 5, 5}, rng)}, kEval, 2e-3);
+}
+
+// On ties the first maximum of the window (row-major) takes the gradient, in the 2x2 fast path
+// and in the general loop (3x3 windows) alike.
+TEST(Pool2d, MaxPoolTiesGoToTheFirstMaximum) {
+  for (const Window2d& win : {Window2d{2, 2, 2, 2, 0, 0}, Window2d{3, 3, 3, 3, 0, 0}}) {
+    Pool2d pool(Pool2d::Op::max, {1, 3, 3}, win);
+    Tensor x({1, 1, 3, 3}, {0, 5, 5, 5, 5, 0, 0, 0, 0}), y, dx;
+    pool.forward(x, y);
+    ASSERT_EQ(y.size(), 1);
+    EXPECT_EQ(y[0], 5.0f);
+    const Tensor dy({1, 1, 1, 1}, {2.0f});
+    pool.backward(x, y, dy, &dx, {});
+    const std::vector<float> expected = {0, 2, 0, 0, 0, 0, 0, 0, 0};
+    EXPECT_EQ(std::vector<float>(dx.values().begin(), dx.values().end()), expected) << win.kernel_h;
+  }
 }
 
 TEST(GradientCheck, AvgPool) {

@@ -53,6 +53,8 @@ struct Window2d {
   std::pair<int64_t, int64_t> output_size(int64_t h, int64_t w) const;
 };
 
+struct ConvGeometry;  // one call's shapes, batch included (src/nn/conv2d_backend.h)
+
 struct Conv2dOptions {
   int64_t out_channels = 1;
   Window2d window;
@@ -62,7 +64,7 @@ struct Conv2dOptions {
 
 // 2-D convolution (cross-correlation, as PyTorch and ONNX): x: [batch, C, H, W],
 // W: [out, C / groups, kh, kw], b: [out] (when bias), y: [batch, out, OH, OW]. groups == C ==
-// out is depthwise. Runs as im2col and one GEMM (nn/gemm.h) per image and group.
+// out is depthwise. Runs on oneDNN's convolution primitives, one thread per call (src/nn/conv2d_onednn.cc).
 class Conv2d final : public UnaryLayer {
  public:
   // input: [C, H, W]. Throws lowbit::Error when the options do not fit it.
@@ -89,6 +91,8 @@ class Conv2d final : public UnaryLayer {
   bool has_bias() const { return options_.bias; }
 
  private:
+  ConvGeometry geometry(const Tensor& x) const;  // throws unless x holds [batch, C, H, W]
+
   Shape input_;  // [C, H, W]
   int64_t out_h_, out_w_;
   Conv2dOptions options_;

@@ -19,6 +19,27 @@ Planes planes_of(const Tensor& x, const Shape& input) {
   return {x.dim(0), input[0], per_sample / input[0]};
 }
 
+// Sums in kLanes double accumulators, value i of a plane into lane i % kLanes, the lanes then
+// added in order: an order fixed by the shape, as a single running sum is, but one the compiler
+// can vectorize (it may not reorder a single sum).
+constexpr int64_t kLanes = 8;
+using Lanes = double[kLanes];
+
+double lanes_total(const Lanes& lanes) {
+  double total = 0;
+  for (int64_t l = 0; l < kLanes; ++l) total += lanes[l];
+  return total;
+}
+
+// lanes[i % kLanes] += term(i) for i in [0, size).
+template <typename Term>
+void add_into_lanes(Lanes& lanes, int64_t size, Term&& term) {
+  int64_t i = 0;
+  for (; i + kLanes <= size; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += term(i + l);
+  for (; i < size; ++i) lanes[i % kLanes] += term(i);
+}
+
 float inverse_std(float variance, float epsilon) {
   return static_cast<float>(1.0 / std::sqrt(double{variance} + epsilon));
 }
@@ -61,22 +82,22 @@ void BatchNorm2d::forward_node(std::span<const Tensor* const> inputs, Tensor& y,
   saved.clear();
   Tensor mean = running_mean(), variance = running_var();
   if (mode.training) {
-    // Two passes in double, planes and values in order.
+    // Two passes in double, planes in order, values into fixed lanes.
     const double count = static_cast<double>(p.batch * p.plane);
     for (int64_t c = 0; c < p.channels; ++c) {
-      double sum = 0;
+      Lanes sum = {};
       for (int64_t n = 0; n < p.batch; ++n) {
         const float* plane = x.data() + (n * p.channels + c) * p.plane;
-        for (int64_t i = 0; i < p.plane; ++i) sum += plane[i];
+        add_into_lanes(sum, p.plane, [&](int64_t i) { return double{plane[i]}; });
       }
-      const double m = sum / count;
-      double squares = 0;
+      const double m = lanes_total(sum) / count;
+      Lanes squares = {};
       for (int64_t n = 0; n < p.batch; ++n) {
         const float* plane = x.data() + (n * p.channels + c) * p.plane;
-        for (int64_t i = 0; i < p.plane; ++i) squares += (plane[i] - m) * (plane[i] - m);
+        add_into_lanes(squares, p.plane, [&](int64_t i) { return (plane[i] - m) * (plane[i] - m); });
       }
       mean[c] = static_cast<float>(m);
-      variance[c] = static_cast<float>(squares / count);
+      variance[c] = static_cast<float>(lanes_total(squares) / count);
     }
     saved = {mean, variance, Tensor(Shape{1}, {static_cast<float>(count)})};
   }
@@ -107,15 +128,23 @@ void BatchNorm2d::backward_node(std::span<const Tensor* const> inputs, const Ten
   const double count = static_cast<double>(p.batch * p.plane);
   for (int64_t c = 0; c < p.channels; ++c) {
     const float m = mean[c], inv = inverse_std(variance[c], epsilon_);
-    double sum_dy = 0, sum_dy_xhat = 0;
+    Lanes dy_lanes = {}, dy_xhat_lanes = {};
     for (int64_t n = 0; n < p.batch; ++n) {
       const float* in = x.data() + (n * p.channels + c) * p.plane;
       const float* d = dy.data() + (n * p.channels + c) * p.plane;
-      for (int64_t i = 0; i < p.plane; ++i) {
-        sum_dy += d[i];
-        sum_dy_xhat += double{d[i]} * ((in[i] - m) * inv);
+      // Both sums in one pass over the plane; each lane adds its terms in the same order.
+      int64_t i = 0;
+      for (; i + kLanes <= p.plane; i += kLanes)
+        for (int64_t l = 0; l < kLanes; ++l) {
+          dy_lanes[l] += double{d[i + l]};
+          dy_xhat_lanes[l] += double{d[i + l]} * ((in[i + l] - m) * inv);
+        }
+      for (; i < p.plane; ++i) {
+        dy_lanes[i % kLanes] += double{d[i]};
+        dy_xhat_lanes[i % kLanes] += double{d[i]} * ((in[i] - m) * inv);
       }
     }
+    const double sum_dy = lanes_total(dy_lanes), sum_dy_xhat = lanes_total(dy_xhat_lanes);
     param_grads[0][c] += static_cast<float>(sum_dy_xhat);
     param_grads[1][c] += static_cast<float>(sum_dy);
     if (!dx) continue;

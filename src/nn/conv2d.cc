@@ -1,11 +1,12 @@
-// 2-D convolution as im2col and one GEMM (nn/gemm.h) per image and group, forward and backward.
+// 2-D convolution: shapes, parameters and bias here; the convolutions through oneDNN
+// (nn/conv2d_onednn.cc).
 #include <cmath>
 #include <tuple>
 #include <vector>
 
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
-#include "nn/gemm.h"
+#include "nn/conv2d_backend.h"
 #include "nn/json_fields.h"
 
 namespace lowbit {
@@ -24,51 +25,6 @@ namespace {
 
 // Largest weight tensor and per-sample activation a description may ask for (2^28 floats, 1 GiB).
 constexpr int64_t kMaxValues = int64_t{1} << 28;
-
-// The image x: [C, H, W] unrolled for one group's channels [c0, c0 + channels): row (c, i, j) of
-// cols ([channels * kh * kw, OH * OW]) holds x[c0 + c, oh * sh - ph + i, ow * sw - pw + j], 0 in
-// the padding.
-void im2col(const float* x, int64_t channels, int64_t h, int64_t w, const Window2d& win,
-            int64_t out_h, int64_t out_w, float* cols) {
-  for (int64_t c = 0; c < channels; ++c)
-    for (int64_t i = 0; i < win.kernel_h; ++i)
-      for (int64_t j = 0; j < win.kernel_w; ++j) {
-        float* row = cols + ((c * win.kernel_h + i) * win.kernel_w + j) * out_h * out_w;
-        for (int64_t oh = 0; oh < out_h; ++oh) {
-          const int64_t ih = oh * win.stride_h - win.pad_h + i;
-          float* out = row + oh * out_w;
-          if (ih < 0 || ih >= h) {
-            std::fill(out, out + out_w, 0.0f);
-            continue;
-          }
-          const float* in = x + (c * h + ih) * w;
-          for (int64_t ow = 0; ow < out_w; ++ow) {
-            const int64_t iw = ow * win.stride_w - win.pad_w + j;
-            out[ow] = iw >= 0 && iw < w ? in[iw] : 0.0f;
-          }
-        }
-      }
-}
-
-// The adjoint of im2col: adds each entry of cols back to the input value it was read from, rows
-// in order, so every input gradient sums its terms in a fixed order.
-void col2im_add(const float* cols, int64_t channels, int64_t h, int64_t w, const Window2d& win,
-                int64_t out_h, int64_t out_w, float* dx) {
-  for (int64_t c = 0; c < channels; ++c)
-    for (int64_t i = 0; i < win.kernel_h; ++i)
-      for (int64_t j = 0; j < win.kernel_w; ++j) {
-        const float* row = cols + ((c * win.kernel_h + i) * win.kernel_w + j) * out_h * out_w;
-        for (int64_t oh = 0; oh < out_h; ++oh) {
-          const int64_t ih = oh * win.stride_h - win.pad_h + i;
-          if (ih < 0 || ih >= h) continue;
-          float* out = dx + (c * h + ih) * w;
-          for (int64_t ow = 0; ow < out_w; ++ow) {
-            const int64_t iw = ow * win.stride_w - win.pad_w + j;
-            if (iw >= 0 && iw < w) out[iw] += row[oh * out_w + ow];
-          }
-        }
-      }
-}
 
 }  // namespace
 
@@ -122,82 +78,42 @@ void Conv2d::init(std::mt19937_64& rng) {
   if (options_.bias) params_[1].fill(0.0f);
 }
 
-void Conv2d::forward(const Tensor& x, Tensor& y) const {
-  const int64_t batch = x.dim(0), channels = input_[0], h = input_[1], w = input_[2];
-  if (x.row_size() != channels * h * w)
+ConvGeometry Conv2d::geometry(const Tensor& x) const {
+  const int64_t channels = input_[0], h = input_[1], w = input_[2];
+  if (x.rank() < 1 || x.row_size() != channels * h * w)
     throw Error("conv2d expects " + shape_string(input_) + " inputs, got " + shape_string(x.shape()));
-  const int64_t out = options_.out_channels, groups = options_.groups;
-  const int64_t group_in = channels / groups, group_out = out / groups;
-  const int64_t depth = weight().size() / out, positions = out_h_ * out_w_;
-  const Window2d& win = options_.window;
-  // A 1x1 convolution without stride or padding reads the image itself as its columns.
-  const bool direct = win.kernel_h == 1 && win.kernel_w == 1 && win.stride_h == 1 &&
-                      win.stride_w == 1 && win.pad_h == 0 && win.pad_w == 0;
-  // Scratch per thread, reused across calls: the layer itself stays const and shared.
-  thread_local std::vector<float> cols;
-  if (!direct) cols.resize(depth * positions);
-  y.resize({batch, out, out_h_, out_w_});
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t g = 0; g < groups; ++g) {
-      const float* image = x.data() + (n * channels + g * group_in) * h * w;
-      if (!direct) im2col(image, group_in, h, w, win, out_h_, out_w_, cols.data());
-      gemm(group_out, positions, depth, weight().data() + g * group_out * depth, depth, false,
-           direct ? image : cols.data(), positions, false,
-           y.data() + (n * out + g * group_out) * positions, positions, false);
+  return {x.dim(0), channels, h, w, options_.out_channels, out_h_, out_w_, options_.groups, options_.window};
+}
+
+void Conv2d::forward(const Tensor& x, Tensor& y) const {
+  const ConvGeometry g = geometry(x);
+  y.resize({g.batch, g.out, g.out_h, g.out_w});
+  conv2d_forward_onednn(g, x.data(), weight().data(), y.data());
+  if (!options_.bias) return;
+  const int64_t positions = g.out_h * g.out_w;
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t o = 0; o < g.out; ++o) {
+      float* plane = y.data() + (n * g.out + o) * positions;
+      const float b = params_[1][o];
+      for (int64_t p = 0; p < positions; ++p) plane[p] += b;
     }
-  if (options_.bias)
-    for (int64_t n = 0; n < batch; ++n)
-      for (int64_t o = 0; o < out; ++o) {
-        float* plane = y.data() + (n * out + o) * positions;
-        const float b = params_[1][o];
-        for (int64_t p = 0; p < positions; ++p) plane[p] += b;
-      }
 }
 
 void Conv2d::backward(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor* dx,
                       std::span<Tensor> param_grads) const {
-  const int64_t batch = x.dim(0), channels = input_[0], h = input_[1], w = input_[2];
-  const int64_t out = options_.out_channels, groups = options_.groups;
-  const int64_t group_in = channels / groups, group_out = out / groups;
-  const int64_t depth = weight().size() / out, positions = out_h_ * out_w_;
-  const Window2d& win = options_.window;
-  const bool direct = win.kernel_h == 1 && win.kernel_w == 1 && win.stride_h == 1 &&
-                      win.stride_w == 1 && win.pad_h == 0 && win.pad_w == 0;
-  thread_local std::vector<float> cols, dcols;
-  if (!direct) {
-    cols.resize(depth * positions);
-    if (dx) dcols.resize(depth * positions);
-  }
-  if (dx) {
-    dx->resize(x.shape());
-    dx->fill(0.0f);
-  }
-  float* dw = param_grads[0].data();
-  // Images in order: each weight gradient adds one image's GEMM at a time.
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t g = 0; g < groups; ++g) {
-      const float* image = x.data() + (n * channels + g * group_in) * h * w;
-      const float* dy_group = dy.data() + (n * out + g * group_out) * positions;
-      const float* weight_group = weight().data() + g * group_out * depth;
-      if (!direct) im2col(image, group_in, h, w, win, out_h_, out_w_, cols.data());
-      // dW_g += dY_g cols^T
-      gemm(group_out, depth, positions, dy_group, positions, false, direct ? image : cols.data(),
-           positions, true, dw + g * group_out * depth, depth, true);
-      if (!dx) continue;
-      // dcols = W_g^T dY_g, then back onto the image.
-      float* dx_image = dx->data() + (n * channels + g * group_in) * h * w;
-      gemm(depth, positions, group_out, weight_group, depth, true, dy_group, positions, false,
-           direct ? dx_image : dcols.data(), positions, false);
-      if (!direct) col2im_add(dcols.data(), group_in, h, w, win, out_h_, out_w_, dx_image);
+  const ConvGeometry g = geometry(x);
+  if (dx) dx->resize(x.shape());
+  conv2d_backward_onednn(g, x.data(), weight().data(), dy.data(), dx ? dx->data() : nullptr,
+                         param_grads[0].data());
+  if (!options_.bias) return;
+  const int64_t positions = g.out_h * g.out_w;
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t o = 0; o < g.out; ++o) {
+      const float* plane = dy.data() + (n * g.out + o) * positions;
+      float sum = 0;
+      for (int64_t p = 0; p < positions; ++p) sum += plane[p];
+      param_grads[1][o] += sum;
     }
-  if (options_.bias)
-    for (int64_t n = 0; n < batch; ++n)
-      for (int64_t o = 0; o < out; ++o) {
-        const float* plane = dy.data() + (n * out + o) * positions;
-        float sum = 0;
-        for (int64_t p = 0; p < positions; ++p) sum += plane[p];
-        param_grads[1][o] += sum;
-      }
 }
 
 }  // namespace lowbit
