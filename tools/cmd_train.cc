@@ -65,13 +65,13 @@ Action add_eval_command(CLI::App& app) {
     std::string engine, images;
     if (kind == "float") {
       const Model model = load_model(f->model);
-      const Dataset data = load_data_for(f->data, model.metadata, f->model);
+      const Dataset data = load_data_for(f->data, model.metadata, f->model, shape_numel(model.output_shape()));
       result = evaluate(model, normalize_all(data, data.test), data.test.labels);
       engine = "float32";
       images = describe_split(data, Split::test);
     } else {
       const QuantizedModel model = QuantizedModel::load(f->model);
-      const Dataset data = load_data_for(f->data, model.metadata, f->model);
+      const Dataset data = load_data_for(f->data, model.metadata, f->model, model.num_classes());
       result = model.evaluate(data.test);
       engine = "integer engine (" + std::string(model.input_kernel_name()) + ", " + model.kernel_name() + "), " +
                std::to_string(model.weight_bits()) + "-bit weights, " +
