@@ -168,7 +168,7 @@ struct QuantizedModelAccess {
       if (j.has("weight_coding")) {
         const std::string& coding = j.string("weight_coding");
         if (coding != "sign" && coding != "affine")
-          throw Error(j.field("weight_coding") + ": unknown coding \"" + coding + "\"");
+          throw Error(where + ": unknown weight_coding \"" + coding + "\"");
         // A version-1 reader would take sign codes for affine ones, so writers mark them v2.
         if (coding == "sign" && c.version < 2)
           throw Error(where + ": sign-binary weights in a version " + std::to_string(c.version) + " file");
