@@ -232,6 +232,17 @@ TEST(HostileFiles, DeclaredSizesAreCheckedBeforeAllocation) {
     c.header["layers"][0]["out_features"] = 32768;
   });
   expect_lbq_refused(big_layer, "bytes, expected");
+  // Few parameters, huge activations: 8192 channels of 28x28 per sample would make evaluation
+  // hold 256 x 25 MiB at a time.
+  const Json wide_conv = {{"input_shape", {1, 28, 28}},
+                          {"layers", {{{"kind", "conv2d"}, {"out_channels", 8192}, {"kernel", 1}},
+                                      {{"kind", "flatten"}}, {{"kind", "linear"}, {"out_features", 10}}}}};
+  try {
+    Model::from_description(wide_conv);
+    ADD_FAILURE() << "built a model of 6.4M activation values per sample";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("values per sample"), std::string::npos) << e.what();
+  }
   EXPECT_LT(peak_rss_mib() - before, 256.0) << "a hostile size was allocated";
 }
 
