@@ -67,24 +67,34 @@ inline size_t mutate_container(uint8_t* data, size_t size, size_t max_size, unsi
   Container c;
   if (!decode_loosely(data, size, c)) return LLVMFuzzerMutate(data, size, max_size);
   std::mt19937_64 rng(seed);
-  switch (rng() % 4) {
+  std::vector<nlohmann::json::json_pointer> pointers;
+  collect_pointers(c.header, nlohmann::json::json_pointer(), pointers);
+  // An empty header has no value to change: then only blobs and the version are mutated.
+  switch (pointers.size() < 2 ? 3 + rng() % 3 : rng() % 6) {
     case 0:
-    case 1: {  // one header value
-      std::vector<nlohmann::json::json_pointer> pointers;
-      collect_pointers(c.header, nlohmann::json::json_pointer(), pointers);
+    case 1: {  // one header value replaced by one that has broken parsers
       const auto& at = pointers[1 + rng() % (pointers.size() - 1)];
       c.header[at] = interesting_value(rng);
       break;
     }
-    case 2: {  // bytes of one blob
-      if (c.blobs.empty()) break;
-      std::string& blob = c.blobs[rng() % c.blobs.size()];
-      const size_t room = blob.size() + 64;
-      blob.resize(room);
-      blob.resize(LLVMFuzzerMutate(reinterpret_cast<uint8_t*>(blob.data()), room - 64, room));
+    case 2: {  // one header number nudged: mostly still valid, so the checks behind it are reached
+      const auto& at = pointers[1 + rng() % (pointers.size() - 1)];
+      nlohmann::json& v = c.header[at];
+      if (v.is_number_integer()) v = v.get<int64_t>() + static_cast<int64_t>(rng() % 5) - 2;
+      else if (v.is_number_float()) v = v.get<double>() * (rng() % 2 ? 2.0 : 0.5);
       break;
     }
-    case 3:  // the version
+    case 3:
+    case 4: {  // bytes of one blob, its size kept four times in five so that the sizes stay consistent
+      if (c.blobs.empty()) break;
+      std::string& blob = c.blobs[rng() % c.blobs.size()];
+      const size_t size = blob.size(), room = blob.size() + 64;
+      blob.resize(room);
+      const size_t mutated = LLVMFuzzerMutate(reinterpret_cast<uint8_t*>(blob.data()), size, room);
+      blob.resize(rng() % 5 == 3 ? mutated : size);
+      break;
+    }
+    case 5:  // the version
       c.version = static_cast<uint32_t>(rng() % 4);
       break;
   }

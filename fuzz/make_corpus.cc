@@ -1,5 +1,6 @@
 // Writes the fuzz targets' seed corpora: valid files of every format, made from scratch (no
-// dataset needed). usage: make_corpus OUT_DIR  ->  OUT_DIR/{idx,png,npm_json,lbm,lbq}/...
+// dataset needed). usage: make_corpus OUT_DIR
+//   ->  OUT_DIR/{idx,png,npm_json,model_description,lbm,lbq,cifar10}/...
 #include <png.h>
 #include <zlib.h>
 
@@ -40,6 +41,46 @@ std::string gzip(const std::string& raw) {
   return std::string(reinterpret_cast<char*>(out.data()), z.total_out);
 }
 
+// A ustar header (GNU magic) for a regular file or a directory, checksum filled in.
+std::string tar_header(const std::string& name, size_t size, char type) {
+  std::string block(512, '\0');
+  auto octal = [&](size_t at, size_t width, unsigned long long value) {
+    std::snprintf(&block[at], width, "%0*llo", static_cast<int>(width - 1), value);
+  };
+  block.replace(0, name.size(), name);
+  octal(100, 8, type == '5' ? 0755 : 0644);
+  octal(108, 8, 0);
+  octal(116, 8, 0);
+  octal(124, 12, size);
+  octal(136, 12, 1230768000);
+  block[156] = type;
+  block.replace(257, 8, std::string("ustar  \0", 8));
+  block.replace(148, 8, "        ");
+  unsigned sum = 0;
+  for (unsigned char c : block) sum += c;
+  std::snprintf(&block[148], 8, "%06o", sum);
+  block[155] = ' ';
+  return block;
+}
+
+// The CIFAR-10 binary archive's layout at `records` records per file: cifar-10-batches-bin/ and
+// its six .bin files (label byte, 3,072 pixel bytes per record), then the two end blocks.
+std::string cifar_tar(int records) {
+  std::string tar = tar_header("cifar-10-batches-bin/", 0, '5');
+  const char* names[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                         "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
+  for (int f = 0; f < 6; ++f) {
+    std::string records_bytes;
+    for (int i = 0; i < records; ++i) {
+      records_bytes.push_back(static_cast<char>((f + i) % 10));
+      for (int k = 0; k < 3072; ++k) records_bytes.push_back(static_cast<char>(f * 41 + i * 7 + k * 3));
+    }
+    tar += tar_header(std::string("cifar-10-batches-bin/") + names[f], records_bytes.size(), '0');
+    tar += records_bytes + std::string((512 - records_bytes.size() % 512) % 512, '\0');
+  }
+  return tar + std::string(1024, '\0');
+}
+
 void write_png(const fs::path& path, int width, int height, png_uint_32 format) {
   png_image image{};
   image.version = PNG_IMAGE_VERSION;
@@ -57,7 +98,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path out = argv[1];
-  for (const char* d : {"idx", "png", "npm_json", "lbm", "lbq"}) fs::create_directories(out / d);
+  for (const char* d : {"idx", "png", "npm_json", "model_description", "lbm", "lbq", "cifar10"}) fs::create_directories(out / d);
 
   // IDX: images and labels, raw and gzipped.
   std::string images = be32(2051) + be32(3) + be32(28) + be32(28), labels = be32(2049) + be32(3);
@@ -79,6 +120,18 @@ int main(int argc, char** argv) {
   std::string json = "{\"data\":[";
   for (int i = 0; i < 2 * 784; ++i) json += (i ? "," : "") + std::to_string((i * 13 % 256) / 255.0).substr(0, 5);
   write(out / "npm_json/0.json", json + "]}");
+
+  // CIFAR-10: the archive as distributed (tar.gz) and uncompressed, at two records per file (the
+  // fuzz target reads it so), and one .bin file of two records.
+  const std::string tar = cifar_tar(2);
+  write(out / "cifar10/cifar-10-binary.tar.gz", gzip(tar));
+  write(out / "cifar10/cifar-10-binary.tar", tar);
+  write(out / "cifar10/data_batch_1.bin", tar.substr(2 * 512, 2 * 3073));
+
+  // Model descriptions: every preset, as `lowbit models` and `train --arch` know them.
+  for (const lowbit::ModelPreset& preset : lowbit::model_presets())
+    write(out / "model_description" / (preset.name + ".json"),
+          lowbit::preset_description(preset.name, preset.input_shape, 10).dump());
 
   // Models: a small FC_NN-shaped float model and its quantized forms at several widths.
   lowbit::Model model = lowbit::Model::from_description(lowbit::Model::fc_nn_description({1, 28, 28}, 10));

@@ -100,7 +100,7 @@ TEST(ModelFile, RejectsAWellFormedContainerOfTheWrongKindOrShape) {
   c.blobs.push_back(std::string(12, '\0'));  // far too few parameters
   const std::string path = temp_path("short.lbm");
   write_bytes(path, encode_container(c));
-  expect_error_mentioning(path, "expected");
+  expect_error_mentioning(path, "more than the 3");  // refused before the model is allocated
 
   c.header["kind"] = "quantized";
   const std::string other = temp_path("kind.lbm");

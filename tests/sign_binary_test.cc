@@ -235,7 +235,7 @@ TEST(SignBinaryFile, InvalidSignLayersAreCleanErrors) {
 
   Container not_string = valid;
   not_string.header["layers"][0]["weight_coding"] = 1;
-  expect_load_error(not_string, "type.lbq", "wrong type");
+  expect_load_error(not_string, "type.lbq", "\"weight_coding\" must be a string");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "data/catalog.h"
 #include "lowbit/error.h"
 #include "lowbit/quantize.h"
 
@@ -40,12 +41,21 @@ Dataset load_data(const DataFlags& flags) {
 }
 
 Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata,
-                      const std::string& model_path) {
+                      const std::string& model_path, int64_t model_classes) {
   const std::string trained_on =
       model_metadata.is_object() ? model_metadata.value("dataset", "") : "";
   DataFlags chosen = flags;
   if (chosen.dataset.empty()) chosen.dataset = trained_on.empty() ? "mnist" : trained_on;
+  // Checked before the data is read when the catalog knows the dataset's classes, and after.
+  auto check_classes = [&](const std::string& name, int64_t classes) {
+    if (model_classes && model_classes != classes)
+      throw Error(model_path + ": the model has " + std::to_string(model_classes) + " outputs (classes), but " +
+                  name + " has " + std::to_string(classes));
+  };
+  if (const data::DatasetInfo* info = data::find_dataset_info(chosen.dataset))
+    check_classes(info->name, static_cast<int64_t>(info->class_names.size()));
   Dataset data = load_data(chosen);
+  check_classes(data.name, data.num_classes);
   if (!trained_on.empty() && data.name != trained_on)
     std::fprintf(stderr, "lowbit: warning: %s was trained on %s (its metadata), but this run uses %s%s\n",
                  model_path.c_str(), trained_on.c_str(), data.name.c_str(),

@@ -29,8 +29,11 @@ Dataset load_data(const DataFlags& flags);
 // Loads the dataset named by --dataset, or, when none is given, the one the model was trained on
 // (its metadata's "dataset"). When the data loaded is another dataset than that (asked for, or
 // mnist-10k standing in for mnist), says so on stderr in one line naming the model and both.
+// With `model_classes`, the model's outputs, throws lowbit::Error naming the model unless the
+// dataset has exactly that many classes, before any work is done.
 Dataset load_data_for(const DataFlags& flags, const nlohmann::json& model_metadata,
-                      const std::string& model_path);
+                      const std::string& model_path,
+                      int64_t model_classes = 0);
 
 // "--bits B" or "--weight-bits W --act-bits A" (each 1..8); 0 where not given.
 struct BitFlags {

@@ -165,7 +165,7 @@ Action add_inspect_command(CLI::App& app) {
       read_container(f->file, "");  // throws the loader's own message
       throw Error(f->file + ": not a lowbit model");
     }
-    const std::string kind = report["kind"];
+    const std::string kind = model_file_kind(f->file);  // a string, or the loader's error
     if (kind == "float") {
       const Model model = load_model(f->file);
       int64_t bytes = 0, macs = 0;

@@ -146,7 +146,7 @@ Action add_layers_command(CLI::App& app) {
 
     const Model model = load_float_model(f->model, f->data.dataset);
     check_quantizable(model, f->model);
-    const Dataset data = load_data_for(f->data, model.metadata, f->model);
+    const Dataset data = load_data_for(f->data, model.metadata, f->model, shape_numel(model.output_shape()));
     if (model.input_size() != data.train.image_size())
       throw Error("--model " + f->model + ": expects " + std::to_string(model.input_size()) +
                   " pixels per image, " + data.name + " has " +

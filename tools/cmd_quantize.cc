@@ -109,7 +109,7 @@ Action add_quantize_command(CLI::App& app) {
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_float_model(f->model, f->data.dataset);
     check_quantizable(model, f->model);
-    const Dataset data = load_data_for(f->data, model.metadata, f->model);
+    const Dataset data = load_data_for(f->data, model.metadata, f->model, shape_numel(model.output_shape()));
     const int64_t count = std::min<int64_t>(f->calibration, data.train.count);
     const Tensor calibration = normalized_images(data.train, data.mean, data.std, 0, count);
     StepProgress progress("quantize " + options.method + ": layers and trials");

@@ -74,7 +74,7 @@ Action add_sweep_command(CLI::App& app) {
     std::optional<Model> loaded;
     if (!f->model.empty()) loaded = load_float_model(f->model, f->data.dataset);
     if (loaded) check_quantizable(*loaded, f->model);
-    const Dataset data = loaded ? load_data_for(f->data, loaded->metadata, f->model)
+    const Dataset data = loaded ? load_data_for(f->data, loaded->metadata, f->model, shape_numel(loaded->output_shape()))
                                 : load_data_for(f->data, nlohmann::json::object(), "");
     const Tensor train_images = normalize_all(data, data.train);
     const std::string trained_on = loaded && loaded->metadata.is_object()

@@ -127,7 +127,7 @@ Action add_eval_command(CLI::App& app) {
     nlohmann::json bits;
     if (kind == "float") {
       const Model model = load_float_model(f->model, f->data.dataset);
-      const Dataset data = load_data_for(f->data, model.metadata, f->model);
+      const Dataset data = load_data_for(f->data, model.metadata, f->model, shape_numel(model.output_shape()));
       result = evaluate(model, normalize_all(data, data.test), data.test.labels, EvalOptions{f->tta_flip});
       engine = f->tta_flip ? "float32, flip-averaged" : "float32";
       images = describe_split(data, Split::test);
@@ -135,7 +135,7 @@ Action add_eval_command(CLI::App& app) {
     } else {
       if (f->tta_flip) throw Error("--tta-flip: only float models; " + f->model + " is quantized");
       const QuantizedModel model = QuantizedModel::load(f->model);
-      const Dataset data = load_data_for(f->data, model.metadata, f->model);
+      const Dataset data = load_data_for(f->data, model.metadata, f->model, model.num_classes());
       result = model.evaluate(data.test);
       engine = "integer engine (" + std::string(model.input_kernel_name()) + ", " + model.kernel_name() + "), " +
                std::to_string(model.weight_bits()) + "-bit weights, " +

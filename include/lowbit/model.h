@@ -32,7 +32,16 @@ class Model {
   // {"input_shape": ..., "layers": [{"kind": "linear", "out_features": 64}, ...]} is a chain.
   // Throws lowbit::Error, one line naming the node, on an unknown kind, a bad field or shapes
   // that do not fit.
+  // At most kMaxParameterValues parameter and buffer values in all, and kMaxActivationValues
+  // output values per sample over all nodes (docs/model-format.md, "Limits").
   static Model from_description(const nlohmann::json& description);
+  // The same with a smaller parameter budget, refused before anything is allocated: load_model
+  // passes the number of values its file actually holds.
+  static Model from_description(const nlohmann::json& description, int64_t max_parameter_values);
+  static constexpr int64_t kMaxParameterValues = int64_t{1} << 28;   // 1 GiB of floats
+  // 16 MiB of floats per sample: evaluation holds every node's output for a chunk of 256 samples,
+  // so this bounds it at 4 GiB; resnet20 on 32x32 images needs under 2^20.
+  static constexpr int64_t kMaxActivationValues = int64_t{1} << 22;
   // The study's FC_NN: 784 -> Linear 64 -> ReLU -> Linear 32 -> ReLU -> Linear 10 -> LogSoftmax.
   static nlohmann::json fc_nn_description(const Shape& input_shape = {1, 28, 28},
                                           int64_t classes = 10);

@@ -26,6 +26,7 @@ struct AlignedAllocator {
   bool operator==(const AlignedAllocator&) const { return true; }
 };
 
+// The product of the dimensions; throws lowbit::Error on a negative dimension or int64 overflow.
 int64_t shape_numel(const Shape& shape);
 std::string shape_string(const Shape& shape);  // "[64, 784]"
 

@@ -6,6 +6,7 @@
 
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
+#include "util/json_field.h"
 
 namespace lowbit {
 namespace {
@@ -53,21 +54,15 @@ class Fields {
     return spec_[key].get<bool>();
   }
 
-  float number(const char* key, float fallback) const {
+  // A finite number in [lo, hi] (a float field: the range lies within float's).
+  float number(const char* key, float fallback, double lo, double hi) const {
     if (!spec_.contains(key)) return fallback;
-    if (!spec_[key].is_number()) throw Error("\"" + std::string(key) + "\" must be a number");
-    return spec_[key].get<float>();
+    return static_cast<float>(json_number(spec_[key], "\"" + std::string(key) + "\"", lo, hi));
   }
 
  private:
   static int64_t checked(const nlohmann::json& v, const char* key, int64_t lo, int64_t hi) {
-    if (!v.is_number_integer())
-      throw Error("\"" + std::string(key) + "\" must be an integer");
-    const int64_t n = v.get<int64_t>();
-    if (n < lo || n > hi)
-      throw Error("\"" + std::string(key) + "\" " + std::to_string(n) + " is out of range " +
-                  std::to_string(lo) + ".." + std::to_string(hi));
-    return n;
+    return json_integer(v, "\"" + std::string(key) + "\"", lo, hi);
   }
 
   const nlohmann::json& spec_;
@@ -107,14 +102,24 @@ const std::vector<std::string>& layer_kinds() {
   return kinds;
 }
 
-std::unique_ptr<Layer> make_layer(const nlohmann::json& spec, std::span<const Shape> inputs) {
-  const std::string kind = spec["kind"];
+// Refuses a layer of `values` parameter and buffer values when fewer are left in the budget, before
+// its constructor allocates them.
+void spend(int64_t& budget, int64_t values) {
+  if (values > budget)
+    throw Error("needs " + std::to_string(values) + " parameter values, more than the " +
+                std::to_string(budget) + " the model may still hold");
+  budget -= values;
+}
+
+std::unique_ptr<Layer> make_layer(const nlohmann::json& spec, std::span<const Shape> inputs, int64_t& budget) {
+  const std::string& kind = json_string(spec.at("kind"), "\"kind\"");
   if (kind == "linear") {
     const Fields f(spec, {"in_features", "out_features"});
     const Shape& input = one_input(kind, inputs);
     expect_size(f, "in_features", shape_numel(input), "input features");
     const int64_t out = f.integer("out_features", 0, 1, 1 << 20, true);
     if (shape_numel(input) * out > (int64_t{1} << 28)) throw Error("linear layer is too large");
+    spend(budget, (shape_numel(input) + 1) * out);
     return std::make_unique<Linear>(shape_numel(input), out);
   }
   if (kind == "conv2d") {
@@ -129,13 +134,18 @@ std::unique_ptr<Layer> make_layer(const nlohmann::json& spec, std::span<const Sh
     o.window = window(f, false);
     o.groups = f.integer("groups", 1, 1, 1 << 20);
     o.bias = f.boolean("bias", true);
+    // Weights [out, C / groups, kh, kw] and bias [out]; every factor is at most 2^20, so no overflow.
+    if (input.size() == 3 && input[0] % o.groups == 0)
+      spend(budget, o.out_channels * (input[0] / o.groups * o.window.kernel_h * o.window.kernel_w +
+                                      (o.bias ? 1 : 0)));
     return std::make_unique<Conv2d>(input, o);
   }
   if (kind == "batch_norm") {
     const Fields f(spec, {"channels", "epsilon", "momentum"});
     const Shape& input = one_input(kind, inputs);
     if (!input.empty()) expect_size(f, "channels", input[0], "input channels");
-    return std::make_unique<BatchNorm2d>(input, f.number("epsilon", 1e-5f), f.number("momentum", 0.1f));
+    if (!input.empty()) spend(budget, 4 * input[0]);  // weight, bias, running mean and variance
+    return std::make_unique<BatchNorm2d>(input, f.number("epsilon", 1e-5f, 0, 1), f.number("momentum", 0.1f, 0, 1));
   }
   if (kind == "max_pool2d" || kind == "avg_pool2d") {
     const bool average = kind == "avg_pool2d";
@@ -153,7 +163,7 @@ std::unique_ptr<Layer> make_layer(const nlohmann::json& spec, std::span<const Sh
   if (kind == "dropout") {
     const Fields f(spec, {"p"});
     one_input(kind, inputs);
-    return std::make_unique<Dropout>(f.number("p", 0.5f));
+    return std::make_unique<Dropout>(f.number("p", 0.5f, 0, 1));
   }
   if (kind == "add") {
     const Fields f(spec, {});

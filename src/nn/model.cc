@@ -1,12 +1,14 @@
 // Building a graph of layers from its JSON description, and running it forward and backward.
 #include "lowbit/model.h"
 
+#include <algorithm>
 #include <map>
 #include <random>
 
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
 #include "nn/layer_factory.h"
+#include "util/json_field.h"
 
 namespace lowbit {
 namespace {
@@ -27,6 +29,12 @@ std::string node_label(const std::string& name, const std::string& kind) {
 }  // namespace
 
 Model Model::from_description(const nlohmann::json& description) {
+  return from_description(description, kMaxParameterValues);
+}
+
+Model Model::from_description(const nlohmann::json& description, int64_t max_parameter_values) {
+  int64_t budget = std::min(max_parameter_values, kMaxParameterValues);
+  int64_t activation_values = 0;
   if (!description.is_object() || !description.contains("input_shape") ||
       !description["input_shape"].is_array())
     throw Error("model description: needs an \"input_shape\" array");
@@ -46,15 +54,8 @@ Model Model::from_description(const nlohmann::json& description) {
     if (!description["name"].is_string()) throw Error("model description: \"name\" must be a string");
     model.name_ = description["name"];
   }
-  for (const auto& d : description["input_shape"]) {
-    if (!d.is_number_integer() || d.get<int64_t>() <= 0 || d.get<int64_t>() > 65536)
-      throw Error("model description: input_shape must hold positive integers");
-    model.input_shape_.push_back(d.get<int64_t>());
-  }
-  if (model.input_shape_.empty() || model.input_shape_.size() > 4 ||
-      model.input_size() > (int64_t{1} << 24))
-    throw Error("model description: input_shape " + shape_string(model.input_shape_) +
-                " is out of range");
+  model.input_shape_ = json_shape(description["input_shape"], "model description: \"input_shape\"", 4,
+                                  65536, int64_t{1} << 24);
   if (specs.empty()) throw Error("model description: no layers");
 
   std::map<std::string, int> index_of = {{kInputName, kModelInput}};
@@ -96,12 +97,16 @@ Model Model::from_description(const nlohmann::json& description) {
       if (input != kModelInput) used[input] = true;
     }
     try {
-      node.layer = make_layer(spec, shapes);
+      node.layer = make_layer(spec, shapes, budget);
       node.shape = node.layer->node_output_shape(shapes);
     } catch (const Error& e) {
       throw Error(label + ": " + e.what());
     }
     if (shape_numel(node.shape) > kMaxNodeValues) throw Error(label + ": output is too large");
+    activation_values += shape_numel(node.shape);
+    if (activation_values > kMaxActivationValues)
+      throw Error(label + ": the outputs of the nodes up to this one exceed " +
+                  std::to_string(kMaxActivationValues) + " values per sample");
     index_of[node.name] = static_cast<int>(i);
     model.nodes_.push_back(std::move(node));
   }

@@ -6,6 +6,8 @@
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "util/container.h"
+#include "util/json_field.h"
+#include "util/model_metadata.h"
 
 namespace lowbit {
 
@@ -20,6 +22,8 @@ bool version_one_model(const nlohmann::json& description) {
   }
   return true;
 }
+
+Model load_model_checked(const std::string& path);
 
 }  // namespace
 
@@ -41,18 +45,34 @@ void save_model(const Model& model, const std::string& path) {
 }
 
 Model load_model(const std::string& path) {
+  // The boundary: a field check that was missed still ends as one line naming the file.
+  try {
+    return load_model_checked(path);
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path + ": header has a field of the wrong type");
+  }
+}
+
+namespace {
+
+Model load_model_checked(const std::string& path) {
   Container container = read_container(path, "float");
+  // Every parameter value is 4 bytes of some blob, so the blobs present bound what the
+  // description may allocate: a small file cannot make lowbit build a large model.
+  int64_t values_present = 0;
+  for (const std::string& blob : container.blobs) values_present += static_cast<int64_t>(blob.size() / 4);
+  const JsonObject header(container.header, path);
   Model model = [&] {
     try {
-      return Model::from_description(container.header.at("description"));
+      return Model::from_description(header.at("description"), values_present);
     } catch (const Error& e) {
       throw Error(path + ": " + e.what());
-    } catch (const nlohmann::json::exception&) {
-      throw Error(path + ": header has no model description");
     }
   }();
-  if (container.header.contains("metadata") && container.header["metadata"].is_object())
-    model.metadata = container.header["metadata"];
+  if (header.has("metadata")) {
+    check_model_metadata(header.at("metadata"), path);
+    model.metadata = header.at("metadata");
+  }
   size_t blob = 0;
   auto read = [&](Tensor& t, const char* what) {
     if (blob >= container.blobs.size()) throw Error(path + ": missing " + what + " tensors");
@@ -71,6 +91,8 @@ Model load_model(const std::string& path) {
   if (blob != container.blobs.size()) throw Error(path + ": unexpected extra tensors");
   return model;
 }
+
+}  // namespace
 
 std::string model_file_kind(const std::string& path) {
   const Container container = read_container(path, "");

@@ -9,8 +9,12 @@
 namespace lowbit {
 
 int64_t shape_numel(const Shape& shape) {
+  // Loaders validate shapes before they build anything (docs/security.md); this is the backstop
+  // that keeps a shape that slipped through from wrapping around to a plausible size.
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n))
+      throw Error("shape " + shape_string(shape) + " has a negative dimension or too many elements");
   return n;
 }
 

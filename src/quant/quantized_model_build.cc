@@ -9,6 +9,7 @@
 #include "lowbit/layers.h"
 #include "lowbit/quantized_model.h"
 #include "quant/integer_linear.h"
+#include "train/batching.h"
 
 namespace lowbit {
 namespace {
@@ -170,6 +171,10 @@ Evaluation QuantizedModel::evaluate(const ImageSet& images) const {
   if (images.image_size() != input_size())
     throw Error("model expects " + std::to_string(input_size()) + " pixels per image, data has " +
                 std::to_string(images.image_size()));
+  if (images.labels.size() != static_cast<size_t>(images.count))
+    throw Error("image set has " + std::to_string(images.count) + " images but " +
+                std::to_string(images.labels.size()) + " labels");
+  check_labels(num_classes(), images.labels);
   const int64_t classes = num_classes();
   std::vector<int32_t> out(images.count * classes);
   logits(images.pixels.data(), images.count, out.data());

@@ -1,4 +1,7 @@
 // Quantized model files: integer constants as blobs, facts as JSON; validated field by field.
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "lowbit/atomic_file.h"
@@ -6,6 +9,8 @@
 #include "lowbit/quantized_model.h"
 #include "quant/integer_linear.h"
 #include "util/container.h"
+#include "util/json_field.h"
+#include "util/model_metadata.h"
 
 namespace lowbit {
 namespace {
@@ -16,14 +21,54 @@ std::string to_blob(const std::vector<T>& v) {
 }
 
 template <typename T>
-std::vector<T> from_blob(const std::string& blob, int64_t count, const std::string& path,
+std::vector<T> from_blob(const std::string& blob, int64_t count, const std::string& where,
                          const char* what) {
+  // count is a product of checked fields (at most 2^15 * 2^15), so count * sizeof(T) cannot wrap.
   if (static_cast<int64_t>(blob.size()) != count * static_cast<int64_t>(sizeof(T)))
-    throw Error(path + ": " + what + " has " + std::to_string(blob.size()) + " bytes, expected " +
-                std::to_string(count * sizeof(T)));
-  std::vector<T> v(count);
-  std::memcpy(v.data(), blob.data(), blob.size());
+    throw Error(where + ": " + what + " has " + std::to_string(blob.size()) + " bytes, expected " +
+                std::to_string(count * static_cast<int64_t>(sizeof(T))));
+  std::vector<T> v(static_cast<size_t>(count));
+  if (!blob.empty()) std::memcpy(v.data(), blob.data(), blob.size());
   return v;
+}
+
+// Limits of a file's fields (docs/model-format.md, "Limits"). A scale is the real value of one
+// code step: finite, positive, and far enough from float's limits that scale * int32 stays finite.
+constexpr double kMinScale = 1e-30, kMaxScale = 1e18;
+constexpr int64_t kMaxLayers = 1024, kMaxChannels = 1024, kMaxRank = 4;
+// The stored multiplier M0 * 2^(e - 31) must be the one the stored scales give (build() computes
+// it so in double from the same floats); this much relative difference is allowed.
+constexpr double kMultiplierTolerance = 1e-6;
+
+// The accumulator bound of docs/quantization.md, proved from the stored fields: for every
+// channel, |bias| + 2^acc_shift * K * (2^b - 1) * (2^a - 1) <= 2^31 - 1 (b the kernel's weight
+// bits), so that acc is exact int32 for every input. All terms are below 2^63: 2^24 * 2^15 * 2^16.
+void check_accumulator_bound(const IntegerLinear& l, const std::string& where) {
+  const int64_t sum_bound = (int64_t{1} << l.acc_shift) * l.in_features *
+                            ((int64_t{1} << l.kernel_weight_bits()) - 1) * ((int64_t{1} << l.act_bits) - 1);
+  for (size_t n = 0; n < l.bias.size(); ++n) {
+    const int64_t bound = std::abs(int64_t{l.bias[n]}) + sum_bound;
+    if (bound > INT32_MAX)
+      throw Error(where + ": channel " + std::to_string(n) + " can overflow the int32 accumulator: |bias| " +
+                  std::to_string(std::abs(int64_t{l.bias[n]})) + " + 2^acc_shift * K * (2^b - 1) * (2^a - 1) " +
+                  std::to_string(sum_bound) + " > 2^31 - 1");
+  }
+}
+
+// Every stored scale finite and in range, and every multiplier the one they give.
+void check_scales(const IntegerLinear& l, const std::string& where) {
+  for (size_t n = 0; n < l.weight_scale.size(); ++n) {
+    const float s = l.weight_scale[n];
+    if (!(s >= kMinScale && s <= kMaxScale))
+      throw Error(where + ": weight scale of channel " + std::to_string(n) + " (" + std::to_string(s) +
+                  ") is not finite and in [1e-30, 1e18]");
+    const double real = std::ldexp(double{s} * double{l.input_scale} / double{l.output_scale}, -l.acc_shift);
+    const double stored = std::ldexp(static_cast<double>(l.multiplier[n]), l.shift[n] - 31);
+    if (!(std::fabs(stored - real) <= kMultiplierTolerance * real))
+      throw Error(where + ": requantization multiplier of channel " + std::to_string(n) +
+                  " disagrees with the layer's scales (" + std::to_string(stored) + " stored, " +
+                  std::to_string(real) + " from the scales)");
+  }
 }
 
 }  // namespace
@@ -67,117 +112,143 @@ struct QuantizedModelAccess {
     write_file_atomic(path, encode_container(std::move(c)));
   }
 
-  // `path` names the file (or the buffer) in every error.
+  // `path` names the file (or the buffer) in every error. Every field is read through the
+  // checked readers (util/json_field.h), every size checked against the blobs present before
+  // anything is allocated, and the accumulator bound proved, so a checksum-valid hostile file
+  // ends in a lowbit::Error and not in undefined behaviour or wrong results.
   static QuantizedModel load(Container c, const std::string& path) {
     QuantizedModel m;
-    try {
-      const auto& h = c.header;
-      m.input_shape_ = h.at("input_shape").get<Shape>();
-      m.channels_ = h.at("channels").get<int64_t>();
-      m.logit_scale_ = h.at("logit_scale").get<float>();
-      if (h.contains("metadata")) m.metadata = h["metadata"];
-      const auto& layers = h.at("layers");
-      if (!layers.is_array() || layers.empty() || layers.size() > 1024)
-        throw Error(path + ": bad layer table");
-      if (c.blobs.size() != 1 + 6 * layers.size()) throw Error(path + ": wrong number of blobs");
-      if (m.input_shape_.empty() || m.channels_ < 1 || m.channels_ > 1024 ||
-          shape_numel(m.input_shape_) % m.channels_ != 0 ||
-          shape_numel(m.input_shape_) > kernels::kMaxInFeatures)
-        throw Error(path + ": bad input shape");
-      m.input_table_ = from_blob<uint8_t>(c.blobs[0], m.channels_ * 256, path, "input table");
-      int64_t width = shape_numel(m.input_shape_);
-      for (size_t i = 0; i < layers.size(); ++i) {
-        const auto& j = layers[i];
-        auto l = std::make_unique<IntegerLinear>();
-        l->in_features = j.at("in_features");
-        l->out_features = j.at("out_features");
-        const int bits = j.at("weight_bits");
-        l->act_bits = j.at("act_bits");
-        l->out_bits = j.at("out_bits");
-        // Required: files written before acc_shift existed are invalid (docs/model-format.md).
-        if (!j.at("acc_shift").is_number_integer()) throw Error(path + ": acc_shift is not an integer");
-        l->acc_shift = j.at("acc_shift");
-        l->input_zero_point = j.at("input_zero_point");
-        l->output_zero_point = j.at("output_zero_point");
-        l->output_min = j.at("output_min");
-        l->output_max = j.at("output_max");
-        l->input_scale = j.at("input_scale");
-        l->output_scale = j.at("output_scale");
-        const std::string where = path + ": layer " + std::to_string(i);
-        if (j.contains("weight_coding")) {
-          const std::string coding = j.at("weight_coding").get<std::string>();
-          if (coding != "sign" && coding != "affine")
-            throw Error(where + ": unknown weight_coding \"" + coding + "\"");
-          // A version-1 reader would take sign codes for affine ones, so writers mark them v2.
-          if (coding == "sign" && c.version < 2)
-            throw Error(where + ": sign-binary weights in a version " + std::to_string(c.version) +
-                        " file");
-          l->sign_weights = coding == "sign";
-        }
-        if (l->sign_weights && bits != 1) throw Error(where + ": sign-binary weights must be 1-bit");
-        const bool last = i + 1 == layers.size();
-        if (l->in_features != width || l->out_features < 1 ||
-            l->out_features > kernels::kMaxInFeatures || l->in_features > kernels::kMaxInFeatures)
-          throw Error(where + ": shapes do not chain");
-        if (bits < 1 || bits > 8 || l->act_bits < 1 || l->act_bits > 8 ||
-            (last ? l->out_bits != 0 : (l->out_bits < 1 || l->out_bits > 8)))
-          throw Error(where + ": bit width out of range");
-        if (l->acc_shift < 0 || l->acc_shift > kernels::kMaxAccShift)
-          throw Error(where + ": acc_shift " + std::to_string(l->acc_shift) + " is not in 0.." +
-                      std::to_string(kernels::kMaxAccShift));
-        if (i == 0 ? l->act_bits != static_cast<int>(layers[0].at("act_bits"))
-                   : l->act_bits != static_cast<int>(layers[i - 1].at("out_bits")))
-          throw Error(where + ": activation bits do not chain");
-        const int32_t in_max = (1 << l->act_bits) - 1;
-        if (l->input_zero_point < 0 || l->input_zero_point > in_max)
-          throw Error(where + ": input zero point out of range");
-        if (!last && (l->output_min < 0 || l->output_max > (1 << l->out_bits) - 1 ||
-                      l->output_min > l->output_max || l->output_zero_point < 0 ||
-                      l->output_zero_point > (1 << l->out_bits) - 1))
-          throw Error(where + ": output range out of range");
-        const int64_t n = l->out_features;
-        l->weights.rows = n;
-        l->weights.cols = l->in_features;
-        l->weights.bits = bits;
-        const size_t base = 1 + 6 * i;
-        l->weights.data = from_blob<uint8_t>(c.blobs[base], n * l->weights.row_bytes(), where, "weights");
-        l->bias = from_blob<int32_t>(c.blobs[base + 1], n, where, "bias");
-        l->weight_zero_point = from_blob<int32_t>(c.blobs[base + 2], n, where, "weight zero points");
-        l->multiplier = from_blob<int32_t>(c.blobs[base + 3], n, where, "multipliers");
-        l->shift = from_blob<int32_t>(c.blobs[base + 4], n, where, "shifts");
-        l->weight_scale = from_blob<float>(c.blobs[base + 5], n, where, "weight scales");
-        for (int64_t k = 0; k < n; ++k) {
-          if (l->weight_zero_point[k] < 0 || l->weight_zero_point[k] > (1 << bits) - 1)
-            throw Error(where + ": weight zero point out of range");
-          // Sign-binary: the zero point of the expanded codes {0, 2}, always 1.
-          if (l->sign_weights && l->weight_zero_point[k] != 1)
-            throw Error(where + ": sign-binary weight zero point is not 1");
-          if (l->multiplier[k] < (1 << 30) || l->shift[k] < -31 || l->shift[k] > 30)
-            throw Error(where + ": requantization constant out of range");
-        }
-        for (uint8_t code : (i == 0 ? m.input_table_ : std::vector<uint8_t>{}))
-          if (code > in_max) throw Error(path + ": input table code out of range");
-        width = n;
-        m.max_width_ = std::max({m.max_width_, l->in_features, l->out_features});
-        l->prepare_kernel();
-        m.layers_.push_back(std::move(l));
-      }
-    } catch (const nlohmann::json::exception&) {
-      throw Error(path + ": header is missing a field or has one of the wrong type");
+    const JsonObject h(c.header, path);
+    if (h.has("metadata")) {
+      check_model_metadata(h.at("metadata"), path);
+      m.metadata = h.at("metadata");
     }
-    m.prepare_input_layer();
+    m.input_shape_ = json_shape(h.at("input_shape"), h.field("input_shape"), kMaxRank,
+                                kernels::kMaxInFeatures, kernels::kMaxInFeatures);
+    m.channels_ = h.integer("channels", 1, kMaxChannels);
+    m.logit_scale_ = static_cast<float>(h.number("logit_scale", kMinScale, kMaxScale));
+    const nlohmann::json& layers = h.at("layers");
+    if (!layers.is_array() || layers.empty() || static_cast<int64_t>(layers.size()) > kMaxLayers)
+      throw Error(h.field("layers") + " must be an array of 1.." + std::to_string(kMaxLayers) + " layers");
+    if (c.blobs.size() != 1 + 6 * layers.size())
+      throw Error(path + ": " + std::to_string(c.blobs.size()) + " blobs, expected " +
+                  std::to_string(1 + 6 * layers.size()) + " for " + std::to_string(layers.size()) + " layers");
+    if (shape_numel(m.input_shape_) % m.channels_ != 0)
+      throw Error(h.field("input_shape") + " " + shape_string(m.input_shape_) + " does not split into " +
+                  std::to_string(m.channels_) + " channels");
+    m.input_table_ = from_blob<uint8_t>(c.blobs[0], m.channels_ * 256, path, "input table");
+    int64_t width = shape_numel(m.input_shape_);
+    int previous_out_bits = 0;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const JsonObject j(layers[i], path + ": layer " + std::to_string(i));
+      const std::string& where = j.where();
+      const bool last = i + 1 == layers.size();
+      auto l = std::make_unique<IntegerLinear>();
+      l->in_features = j.integer("in_features", 1, kernels::kMaxInFeatures);
+      l->out_features = j.integer("out_features", 1, kernels::kMaxInFeatures);
+      const int bits = static_cast<int>(j.integer("weight_bits", 1, 8));
+      l->act_bits = static_cast<int>(j.integer("act_bits", 1, 8));
+      l->out_bits = static_cast<int>(last ? j.integer("out_bits", 0, 0) : j.integer("out_bits", 1, 8));
+      // Required: files written before acc_shift existed are invalid (docs/model-format.md).
+      l->acc_shift = static_cast<int32_t>(j.integer("acc_shift", 0, kernels::kMaxAccShift));
+      const int32_t in_max = (1 << l->act_bits) - 1;
+      l->input_zero_point = static_cast<int32_t>(j.integer("input_zero_point", 0, in_max));
+      if (last) {  // int32 logits: the clamp is the int32 range itself
+        l->output_zero_point = static_cast<int32_t>(j.integer("output_zero_point", INT32_MIN, INT32_MAX));
+        l->output_min = static_cast<int32_t>(j.integer("output_min", INT32_MIN, INT32_MAX));
+        l->output_max = static_cast<int32_t>(j.integer("output_max", l->output_min, INT32_MAX));
+      } else {
+        const int32_t out_max = (1 << l->out_bits) - 1;
+        l->output_zero_point = static_cast<int32_t>(j.integer("output_zero_point", 0, out_max));
+        l->output_min = static_cast<int32_t>(j.integer("output_min", 0, out_max));
+        l->output_max = static_cast<int32_t>(j.integer("output_max", l->output_min, out_max));
+      }
+      l->input_scale = static_cast<float>(j.number("input_scale", kMinScale, kMaxScale));
+      l->output_scale = static_cast<float>(j.number("output_scale", kMinScale, kMaxScale));
+      if (j.has("weight_coding")) {
+        const std::string& coding = j.string("weight_coding");
+        if (coding != "sign" && coding != "affine")
+          throw Error(where + ": unknown weight_coding \"" + coding + "\"");
+        // A version-1 reader would take sign codes for affine ones, so writers mark them v2.
+        if (coding == "sign" && c.version < 2)
+          throw Error(where + ": sign-binary weights in a version " + std::to_string(c.version) + " file");
+        l->sign_weights = coding == "sign";
+      }
+      if (l->sign_weights && bits != 1) throw Error(where + ": sign-binary weights must be 1-bit");
+      if (l->in_features != width)
+        throw Error(j.field("in_features") + " " + std::to_string(l->in_features) + " does not match the " +
+                    std::to_string(width) + (i == 0 ? " input values" : " outputs of the layer before"));
+      if (i > 0 && l->act_bits != previous_out_bits)
+        throw Error(j.field("act_bits") + " " + std::to_string(l->act_bits) +
+                    " does not match the layer before's out_bits " + std::to_string(previous_out_bits));
+      if (last && l->output_scale != m.logit_scale_)
+        throw Error(j.field("output_scale") + " differs from \"logit_scale\"");
+      const int64_t n = l->out_features;
+      l->weights.rows = n;
+      l->weights.cols = l->in_features;
+      l->weights.bits = bits;
+      const size_t base = 1 + 6 * i;
+      l->weights.data = from_blob<uint8_t>(c.blobs[base], n * l->weights.row_bytes(), where, "weights");
+      l->bias = from_blob<int32_t>(c.blobs[base + 1], n, where, "bias");
+      l->weight_zero_point = from_blob<int32_t>(c.blobs[base + 2], n, where, "weight zero points");
+      l->multiplier = from_blob<int32_t>(c.blobs[base + 3], n, where, "multipliers");
+      l->shift = from_blob<int32_t>(c.blobs[base + 4], n, where, "shifts");
+      l->weight_scale = from_blob<float>(c.blobs[base + 5], n, where, "weight scales");
+      for (int64_t k = 0; k < n; ++k) {
+        if (l->weight_zero_point[k] < 0 || l->weight_zero_point[k] > (1 << bits) - 1)
+          throw Error(where + ": weight zero point out of range");
+        // Sign-binary: the zero point of the expanded codes {0, 2}, always 1.
+        if (l->sign_weights && l->weight_zero_point[k] != 1)
+          throw Error(where + ": sign-binary weight zero point is not 1");
+        if (l->multiplier[k] < (1 << 30) || l->shift[k] < -31 || l->shift[k] > 30)
+          throw Error(where + ": requantization constant out of range");
+      }
+      check_accumulator_bound(*l, where);
+      check_scales(*l, where);
+      if (i == 0)
+        for (uint8_t code : m.input_table_)
+          if (code > in_max) throw Error(path + ": input table code out of range");
+      width = n;
+      previous_out_bits = l->out_bits;
+      m.max_width_ = std::max({m.max_width_, l->in_features, l->out_features});
+      try {
+        l->prepare_kernel();
+      } catch (const Error& e) {
+        throw Error(where + ": " + e.what());
+      }
+      m.layers_.push_back(std::move(l));
+    }
+    try {
+      m.prepare_input_layer();
+    } catch (const Error& e) {
+      throw Error(path + ": " + e.what());
+    }
     return m;
   }
 };
 
 void QuantizedModel::save(const std::string& path) const { QuantizedModelAccess::save(*this, path); }
+namespace {
+
+// The boundary: whatever a field check missed still ends as one line naming the file, never as
+// the JSON library's own message.
+QuantizedModel load_checked(Container container, const std::string& path) {
+  try {
+    return QuantizedModelAccess::load(std::move(container), path);
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path + ": header has a field of the wrong type");
+  }
+}
+
+}  // namespace
+
 QuantizedModel QuantizedModel::load(const std::string& path) {
-  return QuantizedModelAccess::load(read_container(path, "quantized"), path);
+  return load_checked(read_container(path, "quantized"), path);
 }
 QuantizedModel QuantizedModel::load_from_memory(const void* data, size_t size, const std::string& name) {
   if (!data && size) throw Error(name + ": no data");
   const std::string_view bytes(static_cast<const char*>(data), size);
-  return QuantizedModelAccess::load(decode_container(bytes, name, "quantized"), name);
+  return load_checked(decode_container(bytes, name, "quantized"), name);
 }
 
 }  // namespace lowbit

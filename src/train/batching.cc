@@ -6,6 +6,8 @@
 #include <cstring>
 #include <utility>
 
+#include "lowbit/error.h"
+
 namespace lowbit {
 
 uint64_t uniform_index(std::mt19937_64& rng, uint64_t n) {
@@ -45,6 +47,14 @@ void gather(const Tensor& images, std::span<const uint8_t> labels, const std::ve
                 sizeof(float) * features);
     batch_labels[i] = labels[row];
   }
+}
+
+void check_labels(int64_t classes, std::span<const uint8_t> labels) {
+  if (labels.empty()) return;
+  const uint8_t largest = *std::max_element(labels.begin(), labels.end());
+  if (largest >= classes)
+    throw Error("the model has " + std::to_string(classes) + " outputs (classes), but the data has label " +
+                std::to_string(largest) + ": it needs at least " + std::to_string(largest + 1));
 }
 
 double nll(const Tensor& log_probs, const uint8_t* labels, Tensor* d_logp, float scale,

@@ -60,6 +60,11 @@ void shuffle(std::vector<int64_t>& order, std::mt19937_64& rng);
 void gather(const Tensor& images, std::span<const uint8_t> labels, const std::vector<int64_t>& order,
             int64_t begin, int64_t count, Tensor& batch, std::vector<uint8_t>& batch_labels);
 
+// Throws lowbit::Error unless every label is below `classes` (the model's outputs): nll reads the
+// output a label names, so a model with fewer outputs than the data has classes must be refused
+// before any work starts.
+void check_labels(int64_t classes, std::span<const uint8_t> labels);
+
 // NLL over log-probabilities [n, classes]; returns the summed loss. When d_logp is given it gets
 // -scale at each label (dLoss/dlogp of a mean over 1/scale samples). Counts correct argmaxes
 // (first index on ties) and writes them to `predictions` when given. With label smoothing eps the

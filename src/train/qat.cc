@@ -316,6 +316,7 @@ QatResult quantization_aware_training(const Model& float_model, const Tensor& im
   if (images.rank() < 2 || images.dim(0) != static_cast<int64_t>(labels.size()) ||
       images.row_size() != float_model.input_size())
     throw Error("QAT images and labels do not match the model");
+  check_labels(shape_numel(float_model.output_shape()), labels);
   if (options.act_bits < 1 || options.act_bits > 8) throw Error("activation bits must be in 1..8");
   if (options.epochs < 0 || options.batch_size <= 0) throw Error("bad epochs or batch size");
   const int64_t count = images.dim(0);

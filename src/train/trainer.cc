@@ -33,6 +33,7 @@ void check_inputs(const Model& model, const Tensor& images, std::span<const uint
   if (images.row_size() != model.input_size())
     throw Error("model expects inputs of shape " + shape_string(model.input_shape()) +
                 ", data has " + shape_string(images.shape()));
+  check_labels(shape_numel(model.output_shape()), labels);
 }
 
 struct Shard {
@@ -314,15 +315,24 @@ Evaluation evaluate_with(const std::function<void(const Tensor&, Tensor&)>& forw
   result.count = count;
   result.predictions.resize(count);
   std::vector<double> losses(chunks, 0.0);
-  std::vector<int64_t> correct(chunks, 0);
+  std::vector<int64_t> correct(chunks, 0), too_few_classes(chunks, -1);
 #pragma omp parallel for schedule(dynamic)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t begin = c * kEvalRows, n = std::min(kEvalRows, count - begin);
     Tensor x = slice_rows(images, begin, n), log_probs;
     forward(x, log_probs);
+    // Checked here too for callers whose forward function is not a Model (no exception may
+    // leave the parallel loop, so it is thrown after it).
+    const uint8_t largest = *std::max_element(labels.begin() + begin, labels.begin() + begin + n);
+    if (largest >= log_probs.row_size()) {
+      too_few_classes[c] = log_probs.row_size();
+      continue;
+    }
     losses[c] = nll(log_probs, labels.data() + begin, nullptr, 0, &correct[c],
                     result.predictions.data() + begin);
   }
+  for (int64_t c = 0; c < chunks; ++c)
+    if (too_few_classes[c] >= 0) check_labels(too_few_classes[c], labels);
   double loss = 0;
   int64_t right = 0;
   for (int64_t c = 0; c < chunks; ++c) {
@@ -331,6 +341,10 @@ Evaluation evaluate_with(const std::function<void(const Tensor&, Tensor&)>& forw
   }
   result.accuracy = count ? static_cast<double>(right) / static_cast<double>(count) : 0;
   result.loss = count ? loss / static_cast<double>(count) : 0;
+  // Finite parameters can still overflow float on the way (a loaded file's weights of 1e30):
+  // an error, not "loss nan".
+  if (!std::isfinite(result.loss))
+    throw Error("the model's outputs are not finite: its parameters overflow float arithmetic");
   return result;
 }
 

@@ -96,6 +96,8 @@ Container decode_container(std::string_view bytes, const std::string& path, cons
     throw Error(path + ": checksum mismatch (file is truncated or corrupted)");
   const size_t header_length = get_u32(bytes, 12);
   if (header_length > body - kFixedHeader) throw Error(path + ": header length exceeds file");
+  if (header_length > static_cast<uint64_t>(kContainerMaxHeaderBytes))
+    throw Error(path + ": header of " + std::to_string(header_length) + " bytes is larger than 16 MiB");
 
   Container container;
   container.version = version;
@@ -105,15 +107,21 @@ Container decode_container(std::string_view bytes, const std::string& path, cons
   } catch (const nlohmann::json::exception&) {
     throw Error(path + ": header is not valid JSON");
   }
-  if (!container.header.is_object() || (!kind.empty() && container.header.value("kind", "") != kind))
-    throw Error(path + ": not a " + kind + " model (kind \"" +
-                (container.header.is_object() && container.header.contains("kind") &&
-                         container.header["kind"].is_string()
-                     ? container.header["kind"].get<std::string>()
-                     : std::string("?")) +
-                "\")");
-  const auto& sizes = container.header["blobs"];
-  if (!sizes.is_array()) throw Error(path + ": header has no blob table");
+  if (!container.header.is_object()) throw Error(path + ": header is not a JSON object");
+  // The kind is read without a conversion that could throw the JSON library's own error.
+  const auto stored_kind = container.header.find("kind");
+  const std::string found_kind = stored_kind != container.header.end() && stored_kind->is_string()
+                                     ? stored_kind->get<std::string>()
+                                     : std::string("?");
+  if (!kind.empty() && found_kind != kind)
+    throw Error(path + ": not a " + kind + " model (kind \"" + found_kind + "\")");
+  const auto sizes_at = container.header.find("blobs");
+  if (sizes_at == container.header.end() || !sizes_at->is_array())
+    throw Error(path + ": header has no blob table");
+  const auto& sizes = *sizes_at;
+  if (sizes.size() > static_cast<size_t>(kContainerMaxBlobs))
+    throw Error(path + ": blob table has " + std::to_string(sizes.size()) + " entries, more than " +
+                std::to_string(kContainerMaxBlobs));
   size_t at = kFixedHeader + header_length;
   for (const auto& s : sizes) {
     if (!s.is_number_unsigned() || s.get<uint64_t>() > body - at)

@@ -17,6 +17,9 @@ inline constexpr char kContainerMagic[8] = {'L', 'O', 'W', 'B', 'I', 'T', 'M', '
 // version that holds their content (Container::version).
 inline constexpr uint32_t kContainerVersion = 3;
 inline constexpr int64_t kContainerMaxBytes = int64_t{1} << 30;
+// Limits against hostile headers (docs/security.md): the JSON header and the number of blobs.
+inline constexpr int64_t kContainerMaxHeaderBytes = int64_t{1} << 24;
+inline constexpr int64_t kContainerMaxBlobs = 65536;
 
 struct Container {
   nlohmann::json header;           // must hold "kind"; "blobs" is filled in by encode
