@@ -67,6 +67,16 @@ Sizes sizes_of(const ConvGeometry& g) {
               win.pad_h == 0 && win.pad_w == 0};
 }
 
+// The GEMM operand of group k of image n: the input itself for a plain 1x1 convolution, else its
+// im2col columns in `cols` ([depth, positions]).
+const float* columns(const ConvGeometry& g, const Sizes& s, const float* x, int64_t n, int64_t k,
+                     std::vector<float>& cols) {
+  const float* image = x + (n * g.channels + k * s.group_in) * g.h * g.w;
+  if (s.direct) return image;
+  im2col(image, s.group_in, g.h, g.w, g.window, g.out_h, g.out_w, cols.data());
+  return cols.data();
+}
+
 }  // namespace
 
 void conv2d_forward_im2col(const ConvGeometry& g, const float* x, const float* weight, float* y) {
@@ -75,13 +85,10 @@ void conv2d_forward_im2col(const ConvGeometry& g, const float* x, const float* w
   thread_local std::vector<float> cols;
   if (!s.direct) cols.resize(s.depth * s.positions);
   for (int64_t n = 0; n < g.batch; ++n)
-    for (int64_t k = 0; k < g.groups; ++k) {
-      const float* image = x + (n * g.channels + k * s.group_in) * g.h * g.w;
-      if (!s.direct) im2col(image, s.group_in, g.h, g.w, g.window, g.out_h, g.out_w, cols.data());
+    for (int64_t k = 0; k < g.groups; ++k)
       gemm(s.group_out, s.positions, s.depth, weight + k * s.group_out * s.depth, s.depth, false,
-           s.direct ? image : cols.data(), s.positions, false,
+           columns(g, s, x, n, k, cols), s.positions, false,
            y + (n * g.out + k * s.group_out) * s.positions, s.positions, false);
-    }
 }
 
 void conv2d_backward_data_im2col(const ConvGeometry& g, const float* weight, const float* dy, float* dx) {
@@ -107,11 +114,9 @@ void conv2d_backward_weights_im2col(const ConvGeometry& g, const float* x, const
   // Images in order: each weight gradient adds one image's GEMM at a time.
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t k = 0; k < g.groups; ++k) {
-      const float* image = x + (n * g.channels + k * s.group_in) * g.h * g.w;
-      if (!s.direct) im2col(image, s.group_in, g.h, g.w, g.window, g.out_h, g.out_w, cols.data());
       // dW_g += dY_g cols^T
       gemm(s.group_out, s.depth, s.positions, dy + (n * g.out + k * s.group_out) * s.positions,
-           s.positions, false, s.direct ? image : cols.data(), s.positions, true,
+           s.positions, false, columns(g, s, x, n, k, cols), s.positions, true,
            dweight + k * s.group_out * s.depth, s.depth, true);
     }
 }

@@ -105,7 +105,7 @@ class Exporter {
     std::vector<std::string> inputs;
     for (int input : model_.node_inputs(i)) inputs.push_back(value_of(input));
     const Json config = layer.config();
-    const auto params = const_cast<Layer&>(layer).parameters();
+    const std::span<const Tensor> params = layer.parameters();
     if (kind == "linear") {
       std::string x = inputs[0];
       const Shape in_shape = model_.node_input_shapes(i)[0];
@@ -124,7 +124,7 @@ class Exporter {
       window(n, config);
       integer(n, "group", config["groups"].get<int64_t>());
     } else if (kind == "batch_norm") {
-      const auto buffers = const_cast<Layer&>(layer).buffers();
+      const std::span<const Tensor> buffers = layer.buffers();
       auto* n = add_node("BatchNormalization", name,
                          {inputs[0], initializer(name + ".weight", params[0], params[0].shape()),
                           initializer(name + ".bias", params[1], params[1].shape()),

@@ -48,7 +48,6 @@ struct Mapped {
   Json spec;
   std::vector<std::vector<float>> parameters;
   std::vector<std::vector<float>> buffers;
-  int64_t flattened_features = 0;  // a Reshape mapped to flatten: the size it promised
 };
 
 class Importer {
@@ -312,12 +311,9 @@ class Importer {
     if (op == "Constant") return map_constant(node);
     if (op == "Identity" || op == "Dropout") {
       // Inference graphs: Dropout is the identity (torch exports eval-mode models).
-      if (op == "Dropout" && node.input_size() > 2 && find_constant(node, 2)) {
-        const Constant* training = find_constant(node, 2);
-        if (training->integer || training->floats.size() != 1 || training->floats[0] != 0)
-          if (!(training->integer && training->ints.size() == 1 && training->ints[0] == 0))
-            fail(node, "training_mode must be false");
-      }
+      if (const Constant* training = op == "Dropout" ? find_constant(node, 2) : nullptr;
+          training && !(training->numel() == 1 && (training->integer ? training->ints[0] : training->floats[0]) == 0))
+        fail(node, "training_mode must be false");
       return pass_through(node);
     }
     Mapped m;
@@ -465,17 +461,16 @@ class Importer {
         if (shape->ints[0] > 0 && shape->ints[1] == -1) fail(node, "a reshape with a fixed batch and -1 features is not supported");
       }
       const std::string source = data_input(node);
+      if (features != 0) flatten_checks_.push_back({node.name(), source, features});
       const auto& readers = readers_[node.output(0)];
       if (!is_graph_output(node.output(0)) && !readers.empty() &&
           std::all_of(readers.begin(), readers.end(), [](const std::string& r) { return r == "Gemm" || r == "MatMul"; })) {
         // Linear layers read [batch, C, H, W] as [batch, C*H*W] themselves: no node, so that a
         // chain of Linear and ReLU layers (FC_NN) stays one that lowbit can quantize.
-        if (features != 0) flatten_checks_.push_back({node.name(), source, features});
         alias_[node.output(0)] = source;
         return;
       }
       m.spec = {{"kind", "flatten"}};
-      m.flattened_features = features;
       return emit(node, index, std::move(m), {source});
     }
     if (op == "Softmax" || op == "LogSoftmax") {
@@ -573,9 +568,6 @@ class Importer {
     }
     for (size_t i = 0; i < nodes_.size(); ++i) {
       const Mapped& m = nodes_[i];
-      if (m.flattened_features != 0 && shape_numel(model.node_shape(i)) != m.flattened_features)
-        fail("node \"" + model.node_name(i) + "\" (Reshape): reshapes " + std::to_string(shape_numel(model.node_shape(i))) +
-             " features to " + std::to_string(m.flattened_features));
       Layer& layer = model.layer(i);
       auto copy = [&](std::span<Tensor> tensors, const std::vector<std::vector<float>>& values, const char* what) {
         if (tensors.size() != values.size()) fail("node \"" + model.node_name(i) + "\": " + what + " do not match the layer");
@@ -611,7 +603,7 @@ class Importer {
     std::string node, source;
     int64_t features;
   };
-  std::vector<FlattenCheck> flatten_checks_;  // Reshapes left out before a Linear layer
+  std::vector<FlattenCheck> flatten_checks_;  // each Reshape's promised size, checked once shapes are known
   std::set<std::string> matmul_without_bias_;
   std::set<std::string> names_;
   std::vector<Mapped> nodes_;
