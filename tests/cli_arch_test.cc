@@ -83,10 +83,23 @@ TEST(CliArch, PresetsAndDescriptionFilesTrainAndEvaluate) {
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.err.find("trained FC_NN for 1 epochs"), std::string::npos) << run.err;
 
-  // A CNN is not quantized yet: one line naming the node.
+  // The CNN runs on the integer engine, and the .lbq evaluates.
   run = run_cli(f.dir, "quantize --model " + f.out + "/cnn.lbm --bits 4 --out " + f.dir + "/q.lbq" + f.data);
-  expect_clean_failure(run, f.out + "/cnn.lbm: cannot quantize layer kind \"conv2d\" (node \"conv\") yet");
-  EXPECT_FALSE(fs::exists(f.dir + "/q.lbq"));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  run = run_cli(f.dir, "eval --model " + f.dir + "/q.lbq" + f.data);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("integer"), std::string::npos) << run.out;
+
+  // What the engine cannot run is refused in one line naming the node, before any file is written.
+  Json grouped = tiny_cnn();
+  grouped["nodes"][3]["groups"] = 2;
+  write_text(f.dir + "/grouped.json", grouped.dump());
+  run = run_cli(f.dir, "train --epochs 1 --arch " + f.dir + "/grouped.json --out " + f.out + "/grouped.lbm" + f.data);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  run = run_cli(f.dir, "quantize --model " + f.out + "/grouped.lbm --bits 4 --out " + f.dir + "/g.lbq" + f.data);
+  expect_clean_failure(run, f.out + "/grouped.lbm: node \"conv2\" (conv2d): the integer engine runs convolutions "
+                            "of groups 1 only");
+  EXPECT_FALSE(fs::exists(f.dir + "/g.lbq"));
 }
 
 TEST(CliArch, ACnnTrainsToTheSameFileOnOneAndTwoThreads) {

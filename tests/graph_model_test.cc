@@ -16,60 +16,19 @@
 #include "lowbit/quantize.h"
 #include "lowbit/train.h"
 #include "util/container.h"
+#include "cnn_fixtures.h"
 
 namespace lowbit {
 namespace {
 
 using Json = nlohmann::json;
+using testing_models::node;
+using testing_models::residual_description;
 
 Tensor random_tensor(const Shape& shape, std::mt19937_64& rng, float scale = 1.0f) {
   Tensor t(shape);
   for (float& v : t.values()) v = uniform_float(rng, -scale, scale);
   return t;
-}
-
-Json node(const std::string& name, const std::string& kind, std::vector<std::string> inputs,
-          Json settings = Json::object()) {
-  Json n = {{"name", name}, {"kind", kind}, {"inputs", inputs}};
-  n.update(settings);
-  return n;
-}
-
-Json conv(int64_t out, int64_t kernel, int64_t stride) {
-  return {{"out_channels", out}, {"kernel", kernel}, {"stride", stride}, {"padding", kernel / 2},
-          {"bias", false}};
-}
-
-// A stem, a block with an identity shortcut and a block whose 1x1 conv + BN shortcut halves the
-// image: the two shapes a ResNet's blocks take.
-Json residual_description(int64_t size = 6, int64_t width_a = 4, int64_t width_b = 6) {
-  const int64_t classes = 3;
-  Json nodes = Json::array({
-      node("stem", "conv2d", {"input"}, conv(width_a, 3, 1)),
-      node("stem_bn", "batch_norm", {"stem"}),
-      node("stem_relu", "relu", {"stem_bn"}),
-      node("a.conv1", "conv2d", {"stem_relu"}, conv(width_a, 3, 1)),
-      node("a.bn1", "batch_norm", {"a.conv1"}),
-      node("a.relu1", "relu", {"a.bn1"}),
-      node("a.conv2", "conv2d", {"a.relu1"}, conv(width_a, 3, 1)),
-      node("a.bn2", "batch_norm", {"a.conv2"}),
-      node("a.add", "add", {"a.bn2", "stem_relu"}),
-      node("a.relu2", "relu", {"a.add"}),
-      node("b.conv1", "conv2d", {"a.relu2"}, conv(width_b, 3, 2)),
-      node("b.bn1", "batch_norm", {"b.conv1"}),
-      node("b.relu1", "relu", {"b.bn1"}),
-      node("b.conv2", "conv2d", {"b.relu1"}, conv(width_b, 3, 1)),
-      node("b.bn2", "batch_norm", {"b.conv2"}),
-      node("b.shortcut", "conv2d", {"a.relu2"}, conv(width_b, 1, 2)),
-      node("b.shortcut_bn", "batch_norm", {"b.shortcut"}),
-      node("b.add", "add", {"b.bn2", "b.shortcut_bn"}),
-      node("b.relu2", "relu", {"b.add"}),
-  });
-  nodes.push_back(node("drop", "dropout", {"b.relu2"}, {{"p", 0.2}}));
-  nodes.push_back(node("pool", "global_avg_pool", {"drop"}));
-  nodes.push_back(node("fc", "linear", {"pool"}, {{"out_features", classes}}));
-  nodes.push_back(node("out", "log_softmax", {"fc"}));
-  return {{"name", "tiny_resnet"}, {"input_shape", {2, size, size}}, {"nodes", nodes}};
 }
 
 // The smallest |input| of any ReLU in the forward pass: central differences of step h are only
@@ -354,16 +313,21 @@ TEST(GraphFile, RoundTripKeepsParametersAndRunningStatistics) {
   EXPECT_THROW(load_model(bad), Error);
 }
 
-TEST(Graph, QuantizationRefusesGraphsAndConvolutionsInOneLine) {
-  const Model model = Model::from_description(residual_description());
+TEST(Graph, QuantizationRefusesWhatTheEngineCannotRunInOneLine) {
+  // A batch norm after a ReLU has no conv to fold into.
+  Json d = residual_description();
+  d["nodes"][1] = node("stem_relu", "relu", {"stem"});
+  d["nodes"][2] = node("stem_bn", "batch_norm", {"stem_relu"});
+  d["nodes"][3]["inputs"] = {"stem_bn"};             // a.conv1
+  d["nodes"][8]["inputs"] = {"a.bn2", "stem_bn"};  // a.add
+  const Model model = Model::from_description(d);
   std::mt19937_64 rng(7);
   try {
     plan_quantization(model, random_tensor({4, 2, 6, 6}, rng), QuantOptions{});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(),
-                 "cannot quantize layer kind \"conv2d\" (node \"stem\") yet: quantization handles "
-                 "chains of linear, relu and log_softmax");
+    EXPECT_STREQ(e.what(), "node \"stem_bn\" (batch_norm): the integer engine folds batch norm into a conv2d "
+                           "read by nothing else, and its input is not one");
   }
 }
 

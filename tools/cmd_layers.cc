@@ -145,7 +145,7 @@ Action add_layers_command(CLI::App& app) {
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     const Model model = load_float_model(f->model, f->data.dataset);
-    check_quantizable(model, f->model);
+    check_linear_chain(model, f->model, "lowbit layers");
     const Dataset data = load_data_for(f->data, model.metadata, f->model, shape_numel(model.output_shape()));
     if (model.input_size() != data.train.image_size())
       throw Error("--model " + f->model + ": expects " + std::to_string(model.input_size()) +

@@ -61,7 +61,7 @@ Action add_qat_command(CLI::App& app) {
       throw FlagError("--bits (or both --weight-bits and --act-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");
     const Model model = load_float_model(f->model, f->data.dataset);
-    check_quantizable(model, f->model);
+    check_linear_chain(model, f->model, "lowbit qat");
     const Dataset data = load_data_for(f->data, model.metadata, f->model, shape_numel(model.output_shape()));
     const Tensor train_images = normalize_all(data, data.train);
     const auto start = std::chrono::steady_clock::now();

@@ -191,7 +191,7 @@ Action add_sensitivity_command(CLI::App& app) {
     }
     const bool search = f->budget >= 0;
     const Model model = load_float_model(f->model, f->data.dataset);
-    check_quantizable(model, f->model);
+    check_linear_chain(model, f->model, "lowbit sensitivity");
     const Dataset data = load_data_for(f->data, model.metadata, f->model, shape_numel(model.output_shape()));
     // The search chooses on the last --validation training images; calibration never sees them.
     const int64_t held_out = search ? f->validation : 0;

@@ -154,6 +154,9 @@ class Pool2d final : public UnaryLayer {
   Pool2d(Op op, const Shape& input, const Window2d& window, bool count_include_pad = true);
 
   std::string kind() const override { return op_ == Op::max ? "max_pool2d" : "avg_pool2d"; }
+  Op op() const { return op_; }
+  const Window2d& window() const { return window_; }
+  bool count_include_pad() const { return count_include_pad_; }
   nlohmann::json config() const override;
   Shape output_shape(const Shape& input) const override;
   void forward(const Tensor& x, Tensor& y) const override;

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "lowbit/layers.h"
 #include "lowbit/model.h"
 #include "lowbit/quant_params.h"
 #include "lowbit/tensor.h"
@@ -61,15 +63,19 @@ QuantOptions preset_options(const std::string& method, int weight_bits, int act_
 Calibration parse_calibration(const std::string& name);  // "minmax", "percentile", "mse", "kl", "output_mse"
 Rounding parse_rounding(const std::string& name);        // "nearest", "gptq", "adaround"
 
-// One Linear layer, quantized.
+// One Linear or Conv2d layer, quantized. A conv's weights are its [out, C, kh, kw] tensor read
+// as [out, in] with in = C * kh * kw.
 struct QuantizedLinearPlan {
-  size_t layer = 0;                  // index of the Linear in the float model
+  size_t layer = 0;                  // node index in the float model (graphs: in inference_graph(model))
   int64_t in_features = 0, out_features = 0;
   QuantParams input;                 // this layer's input activations
   std::vector<QuantParams> weight;   // one per tensor, or one per output channel
   std::vector<uint8_t> weight_codes; // [out, in], codes in [0, 2^weight_bits - 1]
   std::vector<float> bias;           // [out], float (the integer engine rounds it to int32)
   bool relu = false;                 // followed by ReLU (folded into the integer clamp)
+  bool conv = false;                 // a Conv2d: input [C, H, W] through `window`
+  Shape conv_input;
+  Window2d window;
 
   const QuantParams& weight_params(int64_t out_channel) const {
     return weight.size() == 1 ? weight[0] : weight[out_channel];
@@ -79,12 +85,24 @@ struct QuantizedLinearPlan {
 struct QuantPlan {
   QuantOptions options;
   std::vector<QuantizedLinearPlan> layers;
+  // Graph models (anything but a chain of linear, relu and log_softmax) are planned on
+  // inference_graph(model): `input` for the model input's codes and, per node of that graph, the
+  // grid of each tensor the integer engine stores (src/quant/inference_graph.h).
+  bool graph = false;
+  QuantParams input;
+  std::vector<std::optional<QuantParams>> node_output;
 };
 
 // Throws lowbit::Error, one line naming the node (after "where: " when `where` is given), unless
-// the model is a chain of linear, relu and log_softmax layers: what plan_quantization, QAT and the
-// integer engine handle so far.
+// the integer engine can run the model: a chain of linear, relu and log_softmax layers (FC_NN), or
+// a graph of conv2d, batch_norm (folded), linear, relu, add, pooling, flatten and dropout
+// (src/quant/inference_graph.h has the rules).
 void check_quantizable(const Model& model, const std::string& where = "");
+// A chain of linear, relu and log_softmax layers: planned layer by layer as FC_NN always was.
+bool is_linear_chain(const Model& model);
+// Throws lowbit::Error ("where: what handles chains of ...") unless is_linear_chain(model): for
+// what does not handle CNNs yet (QAT, layer reports, sensitivity).
+void check_linear_chain(const Model& model, const std::string& where, const std::string& what);
 
 // Per Linear layer, the inputs it sees on the calibration images: [count, in_features] each.
 std::vector<Tensor> collect_linear_inputs(const Model& model, const Tensor& calibration_images);

@@ -20,6 +20,7 @@
 namespace lowbit {
 
 struct IntegerLinear;  // one layer's integer constants and kernel-ready weights (src/quant)
+struct IntegerNode;    // one operator of a CNN's integer graph (src/quant/integer_graph.h)
 
 class QuantizedModel {
  public:
@@ -33,7 +34,8 @@ class QuantizedModel {
   // (lowbit::lowbit)
   static QuantizedModel build(const Model& model, const QuantPlan& plan);
 
-  // pixels: [batch, features] raw 8-bit pixels (as in an ImageSet) -> logits: [batch, classes].
+  // pixels: [batch, features] raw 8-bit pixels (as in an ImageSet: [batch, C, H, W] for images)
+  // -> logits: [batch, classes].
   void logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const;
   // Dequantized log-probabilities of int32 logits: [batch, classes]. (lowbit::lowbit)
   Tensor log_probabilities(const int32_t* logits, int64_t batch) const;
@@ -48,6 +50,9 @@ class QuantizedModel {
   int act_bits() const;
   int64_t weight_bytes() const;  // packed weights only
   int64_t macs_per_image() const;  // multiply-accumulates of one forward pass
+  // A CNN (any graph model): run as a graph of integer operators on NHWC codes. Else a chain of
+  // Linear layers (FC_NN), whose first layer reads the pixels itself.
+  bool is_graph() const;
   // The kernels this CPU runs (chosen once per process, after the start-up probe).
   static const char* kernel_name();        // the qlinear kernel of every layer after the first
   static const char* input_kernel_name();  // the first layer's, which reads raw pixels
@@ -63,12 +68,23 @@ class QuantizedModel {
  private:
   friend struct QuantizedModelAccess;
   void prepare_input_layer();  // the first layer's pixel-kernel layout; after build and load
+  // Graphs: checks every node against its inputs and the layers (docs/model-format.md) and fills
+  // storage_; after build and load. Throws lowbit::Error naming `where` and the node.
+  void prepare_graph(const std::string& where);
+  void graph_logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const;
   Shape input_shape_;
   int64_t channels_ = 1;
   std::vector<uint8_t> input_table_;  // [channels, 256]: pixel value -> first layer's input code
   float logit_scale_ = 1.0f;
   std::vector<std::unique_ptr<IntegerLinear>> layers_;
   int64_t max_width_ = 0;
+  std::vector<IntegerNode> nodes_;  // graphs only; empty for a chain
+  std::vector<int> storage_;        // per node: the node whose buffer holds its codes
+  int logits_node_ = -1;
+  // Graphs: the grid of the input codes input_table_ gives.
+  int input_bits_ = 8;
+  int32_t input_zero_point_ = 0;
+  float input_scale_ = 1.0f;
 };
 
 }  // namespace lowbit

@@ -17,8 +17,13 @@ class SimulatedModel {
   void forward(const Tensor& x, Tensor& log_probs) const;
 
  private:
-  Model model_;                                    // weights replaced by their dequantized codes
-  std::vector<std::optional<QuantParams>> input_;  // per layer: fake-quantize its input
+  // Chains: the model; graphs: its inference graph (batch norm folded). Weights replaced by their
+  // dequantized codes, biases by the plan's.
+  Model model_;
+  std::vector<std::optional<QuantParams>> input_;   // chains, per layer: fake-quantize its input
+  bool graph_ = false;
+  QuantParams graph_input_;                          // graphs: the model input's grid
+  std::vector<std::optional<QuantParams>> output_;  // graphs, per node: fake-quantize its output
 };
 
 }  // namespace lowbit

@@ -12,6 +12,8 @@
 #include "lowbit/train.h"
 #include "nn/eigen_view.h"
 #include "quant/calibration.h"
+#include "quant/inference_graph.h"
+#include "quant/layer_plan.h"
 #include "quant/rounding.h"
 
 namespace lowbit {
@@ -40,22 +42,30 @@ void check_options(const QuantOptions& options, size_t linear_count) {
 
 }  // namespace
 
-void check_quantizable(const Model& model, const std::string& where) {
-  const std::string prefix = where.empty() ? "" : where + ": ";
+bool is_linear_chain(const Model& model) {
+  if (!model.is_chain()) return false;
   for (size_t i = 0; i < model.layer_count(); ++i) {
     const std::string kind = model.layer(i).kind();
-    if (kind != "linear" && kind != "relu" && kind != "log_softmax")
-      throw Error(prefix + "cannot quantize layer kind \"" + kind + "\" (node \"" + model.node_name(i) +
-                  "\") yet: quantization handles chains of linear, relu and log_softmax");
+    if (kind != "linear" && kind != "relu" && kind != "log_softmax") return false;
   }
-  if (!model.is_chain())
-    throw Error(prefix + "cannot quantize a graph model yet: quantization handles chains of layers");
+  return true;
+}
+
+void check_linear_chain(const Model& model, const std::string& where, const std::string& what) {
+  if (is_linear_chain(model)) return;
+  const std::string prefix = where.empty() ? "" : where + ": ";
+  throw Error(prefix + what + " handles chains of linear, relu and log_softmax layers only so far, not CNNs or "
+              "other graphs");
+}
+
+void check_quantizable(const Model& model, const std::string& where) {
+  if (is_linear_chain(model)) return;
+  analyze_graph(inference_graph(model), where);
 }
 
 namespace {
 
 size_t count_linear_layers(const Model& model) {
-  check_quantizable(model);
   size_t count = 0;
   for (size_t i = 0; i < model.layer_count(); ++i)
     if (dynamic_cast<const Linear*>(&model.layer(i))) ++count;
@@ -87,6 +97,8 @@ QuantParams output_error_weight_params(const Tensor& weight, int64_t first, int6
   return best;
 }
 
+}  // namespace
+
 std::vector<QuantParams> weight_params(const Tensor& weight, int bits, const QuantOptions& o,
                                        const Tensor& inputs) {
   const int64_t rows = weight.dim(0), in = weight.row_size();
@@ -116,9 +128,13 @@ QuantParams scaled_params(const QuantParams& p, float s, bool symmetric) {
   return minmax_params({lo * s, hi * s}, p.bits);
 }
 
+namespace {
+
 float scale_at(const std::vector<float>& scales, size_t layer) {
   return scales.empty() ? 1.0f : scales[layer];
 }
+
+}  // namespace
 
 Tensor dequantized_weight(const QuantizedLinearPlan& q) {
   Tensor w({q.out_features, q.in_features});
@@ -129,6 +145,8 @@ Tensor dequantized_weight(const QuantizedLinearPlan& q) {
     }
   return w;
 }
+
+namespace {
 
 // x: [count, in], weight: [out, in] -> x W^T: [count, out]
 Tensor multiply_transposed(const Tensor& x, const Tensor& weight) {
@@ -194,19 +212,6 @@ Tensor quantize_linear(const Linear& linear, const Tensor& float_input, const Te
   Tensor y = output_with_bias(linear, float_input, x, o, q);
   return y;
 }
-
-// Eigen picks its GEMM blocking, and so its summation order, from the thread count; one thread
-// for the whole plan keeps the plan independent of --threads.
-class SingleThreadedEigen {
- public:
-  SingleThreadedEigen() : saved_(Eigen::nbThreads()) { Eigen::setNbThreads(1); }
-  ~SingleThreadedEigen() { Eigen::setNbThreads(saved_); }
-  SingleThreadedEigen(const SingleThreadedEigen&) = delete;
-  SingleThreadedEigen& operator=(const SingleThreadedEigen&) = delete;
-
- private:
-  int saved_;
-};
 
 }  // namespace
 
@@ -359,6 +364,10 @@ QuantPlan plan_quantization(const Model& model, const Tensor& calibration_images
                             const QuantOptions& options,
                             const std::function<void(size_t, size_t)>& progress) {
   if (calibration_images.dim(0) < 1) throw Error("calibration needs at least one image");
+  if (!is_linear_chain(model)) {
+    check_options(options, analyze_graph(inference_graph(model)).weighted.size());
+    return plan_graph_quantization(model, calibration_images, options, progress);
+  }
   const size_t linear_count = count_linear_layers(model);
   check_options(options, linear_count);
   for (const auto* scales : {&options.act_range_scale, &options.weight_range_scale})

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kernels/pixel_linear.h"
+#include "quant/integer_graph.h"
 #include "quant/integer_linear.h"
 
 namespace lowbit {
@@ -95,6 +96,10 @@ int64_t QuantizedModel::weight_bytes() const {
 int64_t QuantizedModel::macs_per_image() const {
   int64_t macs = 0;
   for (const auto& layer : layers_) macs += layer->in_features * layer->out_features;
+  if (!is_graph()) return macs;
+  macs = 0;  // a conv's layer runs once per output position
+  for (const IntegerNode& n : nodes_)
+    if (n.layer >= 0) macs += layers_[n.layer]->in_features * layers_[n.layer]->out_features * n.shape.h * n.shape.w;
   return macs;
 }
 
@@ -108,6 +113,10 @@ void QuantizedModel::prepare_input_layer() {
 }
 
 void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const {
+  if (is_graph()) {
+    graph_logits(pixels, batch, logits);
+    return;
+  }
   const int64_t features = input_size();
   const int64_t classes = num_classes();
   auto run_chunk = [&](int64_t begin, int64_t rows) {
@@ -171,7 +180,7 @@ nlohmann::json QuantizedModel::summary() const {
                       // bias, weight zero points, multipliers and shifts: four int32 per channel
                       {"constant_bytes", 4 * 4 * l->out_features},
                       {"macs", l->in_features * l->out_features}});
-  return {{"input_shape", input_shape_},
+  nlohmann::json summary = {{"input_shape", input_shape_},
           {"num_classes", num_classes()},
           {"logit_scale", logit_scale_},
           {"weight_bytes", weight_bytes()},
@@ -179,6 +188,14 @@ nlohmann::json QuantizedModel::summary() const {
           {"kernel", kernel_name()},
           {"input_kernel", input_kernel_name()},
           {"layers", layers}};
+  if (is_graph()) {
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const IntegerNode& n : nodes_)
+      nodes.push_back({{"op", n.name()}, {"inputs", n.inputs}, {"shape_hwc", {n.shape.h, n.shape.w, n.shape.c}},
+                       {"bits", n.bits}, {"zero_point", n.zero_point}, {"scale", n.scale}, {"layer", n.layer}});
+    summary["nodes"] = nodes;
+  }
+  return summary;
 }
 
 }  // namespace lowbit

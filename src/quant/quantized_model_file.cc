@@ -7,6 +7,8 @@
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/quantized_model.h"
+#include "quant/file_limits.h"
+#include "quant/integer_graph.h"
 #include "quant/integer_linear.h"
 #include "util/container.h"
 #include "util/json_field.h"
@@ -32,13 +34,8 @@ std::vector<T> from_blob(const std::string& blob, int64_t count, const std::stri
   return v;
 }
 
-// Limits of a file's fields (docs/model-format.md, "Limits"). A scale is the real value of one
-// code step: finite, positive, and far enough from float's limits that scale * int32 stays finite.
-constexpr double kMinScale = 1e-30, kMaxScale = 1e18;
+// Limits of a file's fields (docs/model-format.md, "Limits"); scales in quant/file_limits.h.
 constexpr int64_t kMaxLayers = 1024, kMaxChannels = 1024, kMaxRank = 4;
-// The stored multiplier M0 * 2^(e - 31) must be the one the stored scales give (build() computes
-// it so in double from the same floats); this much relative difference is allowed.
-constexpr double kMultiplierTolerance = 1e-6;
 
 // The accumulator bound of docs/quantization.md, proved from the stored fields: for every
 // channel, |bias| + 2^acc_shift * K * (2^b - 1) * (2^a - 1) <= 2^31 - 1 (b the kernel's weight
@@ -109,6 +106,33 @@ struct QuantizedModelAccess {
                 {"logit_scale", m.logit_scale_},
                 {"layers", layers},
                 {"metadata", m.metadata}};
+    // CNNs: the graph of operators, version 3 (earlier readers would run it as a chain).
+    if (m.is_graph()) {
+      c.version = 3;
+      nlohmann::json nodes = nlohmann::json::array();
+      for (const IntegerNode& n : m.nodes_) {
+        const kernels::Window& w = n.window;
+        nodes.push_back({{"op", n.name()},
+                         {"inputs", n.inputs},
+                         {"shape", {n.shape.h, n.shape.w, n.shape.c}},
+                         {"bits", n.bits},
+                         {"zero_point", n.zero_point},
+                         {"scale", n.scale},
+                         {"layer", n.layer},
+                         {"window", {w.kernel_h, w.kernel_w, w.stride_h, w.stride_w, w.pad_h, w.pad_w}},
+                         {"count_include_pad", n.count_include_pad},
+                         {"multiplier", n.multiplier},
+                         {"shift", n.shift},
+                         {"out_multiplier", n.out_multiplier},
+                         {"out_shift", n.out_shift},
+                         {"out_min", n.out_min},
+                         {"out_max", n.out_max}});
+      }
+      c.header["graph"] = {{"input_bits", m.input_bits_},
+                           {"input_zero_point", m.input_zero_point_},
+                           {"input_scale", m.input_scale_},
+                           {"nodes", nodes}};
+    }
     write_file_atomic(path, encode_container(std::move(c)));
   }
 
@@ -137,6 +161,8 @@ struct QuantizedModelAccess {
       throw Error(h.field("input_shape") + " " + shape_string(m.input_shape_) + " does not split into " +
                   std::to_string(m.channels_) + " channels");
     m.input_table_ = from_blob<uint8_t>(c.blobs[0], m.channels_ * 256, path, "input table");
+    const bool graph = h.has("graph");
+    if (graph && c.version < 3) throw Error(path + ": a graph in a version " + std::to_string(c.version) + " file");
     int64_t width = shape_numel(m.input_shape_);
     int previous_out_bits = 0;
     for (size_t i = 0; i < layers.size(); ++i) {
@@ -175,10 +201,11 @@ struct QuantizedModelAccess {
         l->sign_weights = coding == "sign";
       }
       if (l->sign_weights && bits != 1) throw Error(where + ": sign-binary weights must be 1-bit");
-      if (l->in_features != width)
+      // A chain's layers read each other; a graph's nodes say what each layer reads (prepare_graph).
+      if (!graph && l->in_features != width)
         throw Error(j.field("in_features") + " " + std::to_string(l->in_features) + " does not match the " +
                     std::to_string(width) + (i == 0 ? " input values" : " outputs of the layer before"));
-      if (i > 0 && l->act_bits != previous_out_bits)
+      if (!graph && i > 0 && l->act_bits != previous_out_bits)
         throw Error(j.field("act_bits") + " " + std::to_string(l->act_bits) +
                     " does not match the layer before's out_bits " + std::to_string(previous_out_bits));
       if (last && l->output_scale != m.logit_scale_)
@@ -205,7 +232,7 @@ struct QuantizedModelAccess {
       }
       check_accumulator_bound(*l, where);
       check_scales(*l, where);
-      if (i == 0)
+      if (i == 0 && !graph)
         for (uint8_t code : m.input_table_)
           if (code > in_max) throw Error(path + ": input table code out of range");
       width = n;
@@ -218,12 +245,73 @@ struct QuantizedModelAccess {
       }
       m.layers_.push_back(std::move(l));
     }
+    if (graph) {
+      load_graph(JsonObject(h.at("graph"), path + ": graph"), m);
+      m.prepare_graph(path);
+      return m;
+    }
     try {
       m.prepare_input_layer();
     } catch (const Error& e) {
       throw Error(path + ": " + e.what());
     }
     return m;
+  }
+
+  // The graph's fields, each checked for type and range; prepare_graph() then checks every node
+  // against its inputs and layers.
+  static void load_graph(const JsonObject& g, QuantizedModel& m) {
+    m.input_bits_ = static_cast<int>(g.integer("input_bits", 1, 8));
+    m.input_zero_point_ = static_cast<int32_t>(g.integer("input_zero_point", 0, (1 << m.input_bits_) - 1));
+    m.input_scale_ = static_cast<float>(g.number("input_scale", kMinScale, kMaxScale));
+    const nlohmann::json& nodes = g.at("nodes");
+    if (!nodes.is_array() || nodes.empty() || static_cast<int64_t>(nodes.size()) > kMaxGraphNodes)
+      throw Error(g.field("nodes") + " must be an array of 1.." + std::to_string(kMaxGraphNodes) + " nodes");
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const JsonObject j(nodes[i], g.where() + ": node " + std::to_string(i));
+      IntegerNode n;
+      const std::string& op = j.string("op");
+      static const std::pair<const char*, IntegerNode::Op> kOps[] = {
+          {"conv", IntegerNode::Op::conv},         {"linear", IntegerNode::Op::linear},
+          {"add", IntegerNode::Op::add},           {"max_pool", IntegerNode::Op::max_pool},
+          {"avg_pool", IntegerNode::Op::avg_pool}, {"relu", IntegerNode::Op::relu},
+          {"alias", IntegerNode::Op::alias}};
+      bool known = false;
+      for (const auto& [name, value] : kOps)
+        if (op == name) n.op = value, known = true;
+      if (!known) throw Error(j.field("op") + ": unknown op \"" + op + "\"");
+      const auto ints = [&](const char* key, size_t max_count, int64_t lo, int64_t hi) {
+        const nlohmann::json& a = j.at(key);
+        if (!a.is_array() || a.size() > max_count)
+          throw Error(j.field(key) + " must be an array of at most " + std::to_string(max_count) + " integers");
+        std::vector<int64_t> values;
+        for (size_t k = 0; k < a.size(); ++k) values.push_back(json_integer(a[k], j.field(key), lo, hi));
+        return values;
+      };
+      for (int64_t t : ints("inputs", kernels::kMaxAddInputs, -1, static_cast<int64_t>(i) - 1))
+        n.inputs.push_back(static_cast<int>(t));
+      const std::vector<int64_t> shape = ints("shape", 3, 1, 65536);
+      if (shape.size() != 3) throw Error(j.field("shape") + " must be [h, w, c]");
+      n.shape = {shape[0], shape[1], shape[2]};
+      n.bits = static_cast<int>(j.integer("bits", 1, 8));
+      n.zero_point = static_cast<int32_t>(j.integer("zero_point", 0, 255));
+      n.scale = static_cast<float>(j.number("scale", kMinScale, kMaxScale));
+      n.layer = static_cast<int>(j.integer("layer", -1, kMaxLayers));
+      const std::vector<int64_t> w = ints("window", 6, 0, 1024);
+      if (w.size() != 6) throw Error(j.field("window") + " must be [kh, kw, sh, sw, ph, pw]");
+      n.window = {w[0], w[1], w[2], w[3], w[4], w[5]};
+      n.count_include_pad = j.boolean("count_include_pad");
+      for (int64_t v : ints("multiplier", 1 << 20, 0, INT32_MAX)) n.multiplier.push_back(static_cast<int32_t>(v));
+      for (int64_t v : ints("shift", 1 << 20, -31, 31)) n.shift.push_back(static_cast<int32_t>(v));
+      n.out_multiplier = static_cast<int32_t>(j.integer("out_multiplier", 0, INT32_MAX));
+      n.out_shift = static_cast<int32_t>(j.integer("out_shift", -31, 31));
+      n.out_min = static_cast<int32_t>(j.integer("out_min", 0, 255));
+      n.out_max = static_cast<int32_t>(j.integer("out_max", 0, 255));
+      // Ops that do not use a field need not say it, but a conv or linear must name its layer.
+      if ((n.op == IntegerNode::Op::conv || n.op == IntegerNode::Op::linear) != (n.layer >= 0))
+        throw Error(j.field("layer") + " must name a layer for conv and linear nodes only");
+      m.nodes_.push_back(std::move(n));
+    }
   }
 };
 

@@ -239,7 +239,7 @@ double add_distillation(const Tensor& log_probs, const Tensor& teacher,
 // Quantizers and their initial steps, from the float weights and the calibration inputs.
 std::vector<QatLinear> init_quantizers(const Model& model, const Tensor& calibration,
                                        const QatOptions& options) {
-  check_quantizable(model);
+  check_linear_chain(model, "", "QAT");
   const std::vector<Tensor> inputs = float_linear_inputs(model, calibration);
   std::vector<QatLinear> linears;
   size_t parameter = 0;

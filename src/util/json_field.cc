@@ -79,4 +79,10 @@ const nlohmann::json& JsonObject::at(const std::string& key) const {
   return *found;
 }
 
+bool JsonObject::boolean(const std::string& key) const {
+  const nlohmann::json& value = at(key);
+  if (!value.is_boolean()) throw Error(field(key) + " must be true or false");
+  return value.get<bool>();
+}
+
 }  // namespace lowbit

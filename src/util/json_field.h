@@ -45,6 +45,7 @@ class JsonObject {
     return json_number(at(key), field(key), lo, hi);
   }
   const std::string& string(const std::string& key) const { return json_string(at(key), field(key)); }
+  bool boolean(const std::string& key) const;  // a JSON true or false
 
  private:
   const nlohmann::json& object_;

@@ -1,0 +1,73 @@
+// The integer engine's operators besides the GEMM, on uint8 codes in NHWC layout ([batch, h, w, c]):
+// pixel lookup, im2col, max and average pooling, residual add and ReLU. Scalar reference code: the
+// specification (docs/quantization.md, "CNNs on the integer engine").
+#pragma once
+
+#include <cstdint>
+
+namespace lowbit::kernels {
+
+// A window over [h, w]: kernel, stride and padding per axis (dilation 1).
+struct Window {
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+};
+
+// An activation tensor of one image: [h, w, c] codes.
+struct ImageShape {
+  int64_t h = 1, w = 1, c = 1;
+  int64_t size() const { return h * w * c; }
+};
+
+// pixels [batch, c, h * w] (an ImageSet's layout) -> codes [batch, h * w, c], each pixel p of
+// channel ch mapped through table[ch * 256 + p].
+void pixels_to_codes(const uint8_t* pixels, int64_t batch, const ImageShape& shape, const uint8_t* table,
+                     uint8_t* codes);
+
+// x [batch, h, w, c] -> cols [batch * oh * ow, kh * kw * c], the row of output position (oy, ox)
+// holding x[oy * stride_h - pad_h + ky][ox * stride_w - pad_w + kx][c] in (ky, kx, c) order, and
+// pad_code where that falls outside the image. (oh, ow) is `out`'s (h, w).
+void im2col(const uint8_t* x, int64_t batch, const ImageShape& in, const Window& window,
+            const ImageShape& out, uint8_t pad_code, uint8_t* cols);
+
+// y[oy][ox][c] = max of x over the window's cells inside the image (codes are monotone in the
+// real values, so this is exact). x [batch, in], y [batch, out], out.c == in.c.
+void max_pool(const uint8_t* x, int64_t batch, const ImageShape& in, const Window& window,
+              const ImageShape& out, uint8_t* y);
+
+// Average pooling with a requantization:
+//   y = clamp(out_zero_point + requantize(sum over the window's cells inside the image of
+//             (x - in_zero_point), multiplier[d - 1], shift[d - 1]), out_min, out_max)
+// with d the divisor: the kernel area when count_include_pad (padding is real 0, code
+// in_zero_point, adding 0), else the cells inside the image. multiplier/shift: [kh * kw].
+struct AvgPoolArgs {
+  Window window;
+  bool count_include_pad = true;
+  int32_t in_zero_point = 0, out_zero_point = 0, out_min = 0, out_max = 255;
+  const int32_t* multiplier = nullptr;
+  const int32_t* shift = nullptr;
+};
+void avg_pool(const uint8_t* x, int64_t batch, const ImageShape& in, const ImageShape& out,
+              const AvgPoolArgs& args, uint8_t* y);
+
+// Residual add of `count` tensors on their own grids onto the output's (TFLite's ADD):
+//   y = clamp(out_zero_point + requantize(sum_k requantize((x_k - z_k) * 2^kAddLeftShift, M_k, e_k),
+//             out_multiplier, out_shift), out_min, out_max)
+// with M_k * 2^(e_k - 31) = s_k / (2 max_k s_k) and out_multiplier * 2^(out_shift - 31) =
+// 2 max_k s_k / (2^kAddLeftShift s_out). |x - z| < 2^8, so each shifted term is below 2^28 and
+// each requantized one at most 2^27: the sum of up to kMaxAddInputs fits int32.
+inline constexpr int kAddLeftShift = 20;
+inline constexpr int kMaxAddInputs = 8;
+struct AddArgs {
+  int count = 2;
+  const uint8_t* const* x = nullptr;  // [count] tensors of n codes each
+  const int32_t* zero_point = nullptr;
+  const int32_t* multiplier = nullptr;
+  const int32_t* shift = nullptr;
+  int32_t out_multiplier = 0, out_shift = 0, out_zero_point = 0, out_min = 0, out_max = 255;
+};
+void add(const AddArgs& args, int64_t n, uint8_t* y);
+
+// y = max(x, zero_point): ReLU on codes (real 0 is the code zero_point). n codes.
+void relu(const uint8_t* x, int64_t n, uint8_t zero_point, uint8_t* y);
+
+}  // namespace lowbit::kernels
