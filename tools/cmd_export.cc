@@ -32,7 +32,7 @@ Action add_export_command(CLI::App& app) {
       ensure_writable_dir(parent_dir(f->out), "--out");
       export_onnx(model, f->out);
       std::printf("wrote %s: QDQ graph of %zu Linear layers (%d-bit weights, %d-bit activations), opset 17, "
-                  "input \"input\" uint8 pixels [batch, %s], output \"logits\" float\n",
+                  "input \"input\" uint8 pixels [batch, %s, output \"logits\" float\n",
                   f->out.c_str(), model.layer_count(), model.weight_bits(), model.act_bits(),
                   shape_string(model.input_shape()).substr(1).c_str());
       return 0;
@@ -40,7 +40,7 @@ Action add_export_command(CLI::App& app) {
     const Model model = load_model(f->file);
     ensure_writable_dir(parent_dir(f->out), "--out");
     export_onnx(model, f->out);
-    std::printf("wrote %s: %zu layers, opset 17, input \"input\" [batch, %s]\n", f->out.c_str(),
+    std::printf("wrote %s: %zu layers, opset 17, input \"input\" [batch, %s\n", f->out.c_str(),
                 model.node_count(), shape_string(model.input_shape()).substr(1).c_str());
     return 0;
 #else

@@ -35,8 +35,9 @@ void export_onnx(const Model& model, const std::string& path);
 
 // Writes a quantized model (a chain of integer Linear layers) as a QDQ graph, the form ONNX
 // Runtime's static quantization writes (opset 17): uint8 input "input" of raw pixels
-// [batch, ...input_shape], the pixel table as a Gather, per layer DequantizeLinear -> Gemm (int32
-// bias through DequantizeLinear) -> Relu or Clip -> QuantizeLinear, and float logits "logits".
+// [batch, ...input_shape] normalized and quantized as the engine's pixel table does, per layer
+// DequantizeLinear -> Gemm (int32 bias through DequantizeLinear) -> QuantizeLinear -> Max/Min on
+// the codes, and float logits "logits".
 // Codes of every width 1..8 are stored as uint8 (docs/onnx.md says how they map to lowbit's).
 // Written atomically; throws lowbit::Error naming `path`.
 void export_onnx(const QuantizedModel& model, const std::string& path);

@@ -1,6 +1,7 @@
 // lowbit quantized model (.lbq, a chain of integer Linear layers) -> ONNX QDQ graph (opset 17):
-// raw uint8 pixels through the pixel table (Gather), then per layer DequantizeLinear -> Gemm (int32
-// bias through DequantizeLinear) -> Relu/Clip -> QuantizeLinear, ending in float logits.
+// raw uint8 pixels normalized and quantized (or through the pixel table), then per layer
+// DequantizeLinear -> Gemm (int32 bias through DequantizeLinear) -> QuantizeLinear -> Max/Min on the
+// codes, ending in float logits.
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
@@ -90,19 +91,76 @@ class QdqExporter {
     a->set_i(value);
   }
 
-  // Raw pixels -> the first layer's input codes, [batch, features] uint8: lowbit's own table
-  // (normalization folded with input quantization), looked up with Gather, so every one of the
-  // 256 values per channel maps exactly as in the engine.
+  // Raw pixels -> the first layer's input codes, [batch, features] uint8. Preferably the
+  // engine's own arithmetic as ONNX ops, Cast -> Div 255 -> Sub mean -> Div std -> QuantizeLinear
+  // (-> Min for codes under 8 bits): IEEE float ops that give lowbit's pixel table when each
+  // of the 256 values of every channel, computed so here, gives the table's code. Otherwise
+  // (metadata without the normalization, or any value off) the table itself, by Gather.
   std::string input_codes() {
-    const int64_t features = model_.input_size(), channels = model_.input_channels();
     std::string x = "input";
     if (model_.input_shape().size() > 1) {
       integer(add_node("Flatten", "input/flatten", {x}, "input/flat"), "axis", 1);
       x = "input/flat";
     }
-    auto* cast = add_node("Cast", "input/index", {x}, "input/index");
-    integer(cast, "to", onnx::TensorProto::INT32);
-    x = "input/index";
+    const std::string codes = layer_name(0) + "/input_codes";
+    if (arithmetic_input_codes(x, codes)) return codes;
+    table_input_codes(x, codes);
+    return codes;
+  }
+
+  // The normalization of metadata `key`, one value per channel; empty if absent or malformed.
+  std::vector<float> channel_values(const char* key) const {
+    const Json& m = model_.metadata;
+    if (!m.contains(key) || !m[key].is_array() || static_cast<int64_t>(m[key].size()) != model_.input_channels())
+      return {};
+    for (const Json& v : m[key])
+      if (!v.is_number()) return {};
+    return m[key].get<std::vector<float>>();
+  }
+
+  bool arithmetic_input_codes(const std::string& x, const std::string& codes) {
+    const std::vector<float> mean = channel_values("mean"), std = channel_values("std");
+    if (mean.empty() || std.empty()) return false;
+    const IntegerLinear& first = model_.layer(0);
+    const float scale = first.input_scale;
+    const int32_t zero_point = first.input_zero_point, qmax = (1 << first.act_bits) - 1;
+    const std::vector<uint8_t>& table = model_.input_table();
+    for (size_t c = 0; c < mean.size(); ++c)
+      for (int p = 0; p < 256; ++p) {
+        // ONNX's QuantizeLinear: saturate(round_half_even(x / scale) + zero_point) to [0, 255].
+        const float v = (static_cast<float>(p) / 255.0f - mean[c]) / std[c];
+        const float q = std::clamp(std::nearbyint(v / scale) + static_cast<float>(zero_point), 0.0f, 255.0f);
+        if (std::min(static_cast<int32_t>(q), qmax) != table[c * 256 + p]) return false;
+      }
+    // Per feature when channels differ, pixels being [C, H, W].
+    const int64_t features = model_.input_size(), channels = model_.input_channels();
+    auto per_feature = [&](const std::vector<float>& v) {
+      if (channels == 1) return v;
+      std::vector<float> out(static_cast<size_t>(features));
+      for (int64_t i = 0; i < features; ++i) out[i] = v[i / (features / channels)];
+      return out;
+    };
+    const Shape dims = channels == 1 ? Shape{} : Shape{features};
+    integer(add_node("Cast", "input/float", {x}, "input/float"), "to", onnx::TensorProto::FLOAT);
+    add_node("Div", "input/unit", {"input/float", scalar_float("input/255", 255.0f)}, "input/unit");
+    add_node("Sub", "input/centred", {"input/unit", constant("input/mean", onnx::TensorProto::FLOAT, dims,
+                                                              per_feature(mean))},
+             "input/centred");
+    add_node("Div", "input/normalized", {"input/centred", constant("input/std", onnx::TensorProto::FLOAT, dims,
+                                                                    per_feature(std))},
+             "input/normalized");
+    const std::string q = qmax < 255 ? "input/q" : codes;
+    add_node("QuantizeLinear", "input/q", {"input/normalized", scalar_float("input/scale", scale),
+                                           scalar_u8("input/zero_point", zero_point)},
+             q);
+    if (qmax < 255) add_node("Min", "input/clamp", {q, scalar_u8("input/qmax", qmax)}, codes);
+    return true;
+  }
+
+  void table_input_codes(const std::string& pixels, const std::string& codes) {
+    const int64_t features = model_.input_size(), channels = model_.input_channels();
+    integer(add_node("Cast", "input/index", {pixels}, "input/index"), "to", onnx::TensorProto::INT32);
+    std::string x = "input/index";
     if (channels > 1) {  // channel c's table starts at c * 256; pixels are [C, H, W]
       std::vector<int32_t> offset(static_cast<size_t>(features));
       for (int64_t i = 0; i < features; ++i) offset[i] = static_cast<int32_t>(i / (features / channels) * 256);
@@ -112,12 +170,10 @@ class QdqExporter {
       x = "input/channel_index";
     }
     const std::vector<uint8_t>& table = model_.input_table();
-    const std::string codes = layer_name(0) + "/input_codes";
     integer(add_node("Gather", codes, {constant("pixel_table", onnx::TensorProto::UINT8,
                                                 {static_cast<int64_t>(table.size())}, table), x},
                      codes),
             "axis", 0);
-    return codes;
   }
 
   static std::string layer_name(size_t l) { return "fc" + std::to_string(l + 1); }
@@ -186,25 +242,22 @@ class QdqExporter {
     if (last) return sum;
 
     // lowbit clamps the output code to [output_min, output_max] (ReLU folded in as
-    // output_min = zero point); QuantizeLinear saturates to [0, 255] only, so the rest is a
-    // Relu or a Clip on the real values those codes stand for.
-    std::string y = sum;
-    const int32_t zp = l.output_zero_point;
-    if (l.output_max == 255 && l.output_min == zp && zp > 0) {
-      add_node("Relu", name + "/relu", {y}, name + "/relu");
-      y = name + "/relu";
-    } else if (!(l.output_max == 255 && l.output_min == 0)) {
-      const float lo = l.output_min == zp ? 0.0f : l.output_scale * static_cast<float>(l.output_min - zp);
-      const float hi = l.output_scale * static_cast<float>(l.output_max - zp);
-      add_node("Clip", name + "/clip",
-               {y, scalar_float(name + "/clip_min", lo), scalar_float(name + "/clip_max", hi)}, name + "/clip");
-      y = name + "/clip";
-    }
+    // output_min = zero point). QuantizeLinear saturates to [0, 255]; the rest is Max and Min
+    // on the uint8 codes, the engine's integer clamp exactly, after the QuantizeLinear so that
+    // ONNX Runtime still fuses DQ -> Gemm -> Q.
     const std::string out = layer_name(index + 1) + "/input_codes";
+    const bool lower = l.output_min > 0, upper = l.output_max < 255;
+    std::string y = !lower && !upper ? out : name + "/q";
     add_node("QuantizeLinear", name + "/output_q",
-             {y, scalar_float(name + "/output_scale", l.output_scale),
-              scalar_u8(name + "/output_zero_point", zp)},
-             out);
+             {sum, scalar_float(name + "/output_scale", l.output_scale),
+              scalar_u8(name + "/output_zero_point", l.output_zero_point)},
+             y);
+    if (lower) {
+      const std::string o = upper ? name + "/relu" : out;
+      add_node("Max", name + "/relu", {y, scalar_u8(name + "/output_min", l.output_min)}, o);
+      y = o;
+    }
+    if (upper) add_node("Min", name + "/clamp", {y, scalar_u8(name + "/output_max", l.output_max)}, out);
     return out;
   }
 
