@@ -1,4 +1,5 @@
-// `lowbit export MODEL.lbm --out MODEL.onnx`: a float model as an ONNX graph (lowbit/onnx.h).
+// `lowbit export MODEL.lbm|MODEL.lbq --out MODEL.onnx`: a float model as an ONNX graph, a quantized
+// one as a QDQ graph (lowbit/onnx.h).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -8,6 +9,7 @@
 #include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/model_file.h"
+#include "lowbit/quantized_model.h"
 #if LOWBIT_WITH_ONNX
 #include "lowbit/onnx.h"
 #endif
@@ -15,22 +17,30 @@
 namespace lowbit::cli {
 
 Action add_export_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("export", "write a float model (.lbm) as ONNX, for ONNX Runtime and other tools");
+  auto* cmd = app.add_subcommand("export", "write a float model (.lbm) as ONNX, or a quantized one (.lbq) as a QDQ "
+                                 "graph, for ONNX Runtime and other tools");
   struct Flags {
     std::string file, out;
   };
   auto f = std::make_shared<Flags>();
-  cmd->add_option("file", f->file, "float model file (.lbm)")->required();
+  cmd->add_option("file", f->file, "float (.lbm) or quantized (.lbq) model file")->required();
   cmd->add_option("--out", f->out, "ONNX file to write (.onnx)")->required();
   return [f] {
 #if LOWBIT_WITH_ONNX
-    if (model_file_kind(f->file) != "float")
-      throw Error(f->file + ": a quantized model; lowbit exports float models only so far (QDQ export "
-                  "of .lbq files is not done yet)");
+    if (model_file_kind(f->file) == "quantized") {
+      const QuantizedModel model = QuantizedModel::load(f->file);
+      ensure_writable_dir(parent_dir(f->out), "--out");
+      export_onnx(model, f->out);
+      std::printf("wrote %s: QDQ graph of %zu Linear layers (%d-bit weights, %d-bit activations), opset 17, "
+                  "input \"input\" uint8 pixels [batch, %s, output \"logits\" float\n",
+                  f->out.c_str(), model.layer_count(), model.weight_bits(), model.act_bits(),
+                  shape_string(model.input_shape()).substr(1).c_str());
+      return 0;
+    }
     const Model model = load_model(f->file);
     ensure_writable_dir(parent_dir(f->out), "--out");
     export_onnx(model, f->out);
-    std::printf("wrote %s: %zu layers, opset 17, input \"input\" [batch, %s]\n", f->out.c_str(),
+    std::printf("wrote %s: %zu layers, opset 17, input \"input\" [batch, %s\n", f->out.c_str(),
                 model.node_count(), shape_string(model.input_shape()).substr(1).c_str());
     return 0;
 #else

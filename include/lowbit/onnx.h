@@ -1,5 +1,5 @@
 // ONNX in and out: the graphs torch.onnx.export writes (opsets 13-17) mapped onto lowbit's layers,
-// and lowbit's float models written as ONNX.
+// and lowbit's float and quantized models written as ONNX.
 // docs/onnx.md lists the operators and how each maps.
 #pragma once
 
@@ -11,6 +11,8 @@
 #include "lowbit/tensor.h"
 
 namespace lowbit {
+
+class QuantizedModel;
 
 // How the imported model's inputs are prepared. Each unset field is read from the file's
 // metadata properties ("lowbit.dataset", "lowbit.mean", "lowbit.std", "lowbit.input_shape";
@@ -30,6 +32,15 @@ Model import_onnx(const std::string& path, const OnnxImportOptions& options = {}
 // "input", the output named after the last node), with the preprocessing as metadata
 // properties that import_onnx reads back. Written atomically; throws lowbit::Error naming `path`.
 void export_onnx(const Model& model, const std::string& path);
+
+// Writes a quantized model (a chain of integer Linear layers) as a QDQ graph, the form ONNX
+// Runtime's static quantization writes (opset 17): uint8 input "input" of raw pixels
+// [batch, ...input_shape] normalized and quantized as the engine's pixel table does, per layer
+// DequantizeLinear -> Gemm (int32 bias through DequantizeLinear) -> QuantizeLinear -> Max/Min on
+// the codes, and float logits "logits".
+// Codes of every width 1..8 are stored as uint8 (docs/onnx.md says how they map to lowbit's).
+// Written atomically; throws lowbit::Error naming `path`.
+void export_onnx(const QuantizedModel& model, const std::string& path);
 
 // The ONNX op types import_onnx maps, for messages and docs.
 const std::vector<std::string>& onnx_supported_ops();

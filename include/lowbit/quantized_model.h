@@ -56,6 +56,12 @@ class QuantizedModel {
   // The kernels this CPU runs (chosen once per process, after the start-up probe).
   static const char* kernel_name();        // the qlinear kernel of every layer after the first
   static const char* input_kernel_name();  // the first layer's, which reads raw pixels
+  // Read-only views of the integer constants, for exporters (lowbit/onnx.h): the Linear layers
+  // in order (src/quant/integer_linear.h) and the pixel table, [channels, 256] input codes.
+  size_t layer_count() const { return layers_.size(); }
+  const IntegerLinear& layer(size_t i) const { return *layers_.at(i); }
+  const std::vector<uint8_t>& input_table() const { return input_table_; }
+  int64_t input_channels() const { return channels_; }
   nlohmann::json metadata;       // copied from the float model, plus quantization facts
   nlohmann::json summary() const;  // per layer: shapes, bits, scales, zero points
 

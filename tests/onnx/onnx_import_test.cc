@@ -14,6 +14,7 @@
 #include "lowbit/model.h"
 #include "lowbit/model_file.h"
 #include "lowbit/onnx.h"
+#include "ort_fixtures.h"
 
 namespace lowbit {
 namespace {
@@ -385,17 +386,8 @@ TEST(OnnxExport, RoundTripsEveryPresetExactly) {
 // ONNX Runtime (npm onnxruntime-node, which setup installs) runs the exported graphs and gives
 // lowbit's float outputs; skipped where node or the package is missing.
 TEST(OnnxExport, OnnxRuntimeAgreesWithLowbitsFloatEngine) {
-  std::string modules;
-  for (const char* dir : {static_cast<const char*>(std::getenv("LOWBIT_NPM_MODULES")), "/usr/local/share/lowbit/npm/node_modules"})
-    if (dir && std::filesystem::exists(std::string(dir) + "/onnxruntime-node/package.json")) {
-      modules = dir;
-      break;
-    }
-  if (const char* home = std::getenv("HOME"); modules.empty() && home) {
-    const std::string dir = std::string(home) + "/.local/share/lowbit/npm/node_modules";
-    if (std::filesystem::exists(dir + "/onnxruntime-node/package.json")) modules = dir;
-  }
-  if (modules.empty() || std::system("node --version >/dev/null 2>&1") != 0)
+  const std::string modules = testing_ort::ort_node_modules();
+  if (modules.empty())
     GTEST_SKIP() << "node or the npm package onnxruntime-node is not installed (scripts/setup.sh installs them)";
   for (const auto& [name, shape] : {std::pair<std::string, Shape>{"fc_nn", {1, 28, 28}}, {"cifar_small", {3, 32, 32}},
                                      {"resnet20", {3, 32, 32}}}) {
