@@ -58,6 +58,7 @@ Action add_bench_command(CLI::App& app) {
                   "(uniform random pixels: no pixel is background, the sparse first layer's worst case)")
       ->capture_default_str()
       ->check(CLI::IsMember({"test", "random"}));
+  f->data.dataset.clear();  // default: the dataset the model was trained on
   add_data_flags(*cmd, f->data);
   cmd->add_flag("--json", f->json, "print results as JSON");
   return [f] {
@@ -109,11 +110,13 @@ Action add_bench_command(CLI::App& app) {
         c.images_per_s.push_back(static_cast<double>(runs * c.batch) / elapsed);
       }
     nlohmann::json rows = nlohmann::json::array();
+    const std::string kernels =
+        model.is_graph() ? std::string("CNN graph: im2col + ") + model.kernel_name()
+                         : std::string(model.input_kernel_name()) + " (first layer) and " + model.kernel_name();
     if (!f->json)
-      std::printf("%s: %d-bit weights, %d-bit activations, kernels %s (first layer) and %s, on %s%s\n"
+      std::printf("%s: %d-bit weights, %d-bit activations, kernels %s, on %s%s\n"
                   "%8s %8s %14s %12s %10s%s\n",
-                  f->model.c_str(), model.weight_bits(), model.act_bits(), model.input_kernel_name(),
-                  model.kernel_name(), input_name.c_str(),
+                  f->model.c_str(), model.weight_bits(), model.act_bits(), kernels.c_str(), input_name.c_str(),
                   f->repeat > 1 ? (", median of " + std::to_string(f->repeat) + " runs").c_str() : "", "batch",
                   "threads", "images/s", "us/image", "GOP/s*", f->repeat > 1 ? "   images/s min-max" : "");
     for (Config& c : configs) {
@@ -135,7 +138,10 @@ Action add_bench_command(CLI::App& app) {
       if (f->repeat > 1) std::printf("   %.0f-%.0f", sorted.front(), sorted.back());
       std::printf("\n");
     }
-    if (!f->json)
+    if (!f->json && model.is_graph())
+      std::printf("* effective: 2 x %lld multiply-adds of the convolutions and Linear layers per image x images/s\n",
+                  static_cast<long long>(model.macs_per_image()));
+    else if (!f->json)
       std::printf("* effective: 2 x %lld multiply-adds of the dense layers per image x images/s; the first\n"
                   "  layer skips background pixels, so on real images this can pass the CPU's peak.\n",
                   static_cast<long long>(model.macs_per_image()));

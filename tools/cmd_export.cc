@@ -29,6 +29,8 @@ Action add_export_command(CLI::App& app) {
 #if LOWBIT_WITH_ONNX
     if (model_file_kind(f->file) == "quantized") {
       const QuantizedModel model = QuantizedModel::load(f->file);
+      if (model.is_graph())
+        throw Error(f->file + ": QDQ export handles chains of Linear layers (FC_NN) so far, not CNN graphs");
       ensure_writable_dir(parent_dir(f->out), "--out");
       export_onnx(model, f->out);
       std::printf("wrote %s: QDQ graph of %zu Linear layers (%d-bit weights, %d-bit activations), opset 17, "

@@ -289,6 +289,8 @@ class QdqExporter {
 }  // namespace
 
 void export_onnx(const QuantizedModel& model, const std::string& path) {
+  if (model.is_graph())
+    throw Error(path + ": QDQ export handles chains of Linear layers (FC_NN) so far, not CNN graphs");
   onnx::ModelProto proto = QdqExporter(model).run();
   try {
     onnx::checker::check_model(proto);
