@@ -310,7 +310,8 @@ inline float stressing_float(std::mt19937_64& rng, float original) {
 
 // One change to a float model that keeps it loadable: parameter values (finite, so not refused),
 // the input shape with the same number of values or other spatial sizes (what global pooling
-// absorbs), or a layer setting that allocates nothing (stride, padding, dropout, epsilon).
+// absorbs), a layer setting that allocates nothing (stride, padding, dropout, epsilon) or the
+// normalization in the metadata.
 inline bool mutate_float_validly(Container& c, std::mt19937_64& rng) {
   nlohmann::json& description = c.header.at("description");
   switch (rng() % 4) {
@@ -327,22 +328,25 @@ inline bool mutate_float_validly(Container& c, std::mt19937_64& rng) {
       }
       return true;
     }
-    case 2: {  // the input shape
+    case 2: {  // the input shape: a chain (linear layers) takes any shape of as many values, a graph
+               // other heights and widths (what its global pooling absorbs)
       nlohmann::json& shape = description.at("input_shape");
-      if (!shape.is_array() || shape.empty()) return false;
+      if (!shape.is_array() || shape.empty() || shape.size() > 4) return false;
       int64_t numel = 1;  // each dimension bounded first, so the product cannot overflow
-      if (shape.size() > 4) return false;
       for (const auto& d : shape) {
         if (!d.is_number_integer() || d.get<int64_t>() < 1 || d.get<int64_t>() > 1 << 15) return false;
         numel *= d.get<int64_t>();
       }
-      switch (rng() % 3) {
-        case 0: shape = nlohmann::json::array({numel}); break;                   // flat
-        case 1: shape = nlohmann::json::array({1, numel, 1}); break;             // one column
-        default:                                                                  // other H and W
-          if (shape.size() != 3) return false;
-          shape[1] = pick_in(rng, 1, 12);
-          shape[2] = pick_in(rng, 1, 12);
+      if (description.contains("layers")) {
+        switch (rng() % 3) {
+          case 0: shape = nlohmann::json::array({numel}); break;
+          case 1: shape = nlohmann::json::array({1, numel, 1}); break;
+          default: std::reverse(shape.begin(), shape.end());
+        }
+      } else {
+        if (shape.size() != 3) return false;
+        shape[1] = pick_in(rng, 1, 12);
+        shape[2] = pick_in(rng, 1, 12);
       }
       return true;
     }
@@ -359,6 +363,14 @@ inline bool mutate_float_validly(Container& c, std::mt19937_64& rng) {
         node["p"] = static_cast<double>(rng() % 100) / 100.0;
       } else if (kind == "batch_norm") {
         node["epsilon"] = std::ldexp(1.0, -static_cast<int>(rng() % 40));
+      } else if (c.header.contains("metadata") && c.header["metadata"].contains("mean")) {
+        // no setting to change: the normalization then, within its valid range (1e-6 < std)
+        nlohmann::json& metadata = c.header["metadata"];
+        const char* key = rng() % 2 ? "mean" : "std";
+        nlohmann::json& values = metadata.at(key);
+        if (!values.is_array() || values.empty()) return false;
+        values[rng() % values.size()] = key[0] == 'm' ? static_cast<double>(pick_in(rng, -2000, 2000)) / 1000.0
+                                                      : static_cast<double>(pick_in(rng, 1, 2000)) / 1000.0;
       } else {
         return false;
       }
