@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "lowbit/error.h"
@@ -34,5 +35,26 @@ void expect_clean(Parse&& parse) {
   } catch (const Error&) {
   }
 }
+
+// How many inputs a target ran and how many of them loaded (got past every check of the loader).
+// With LOWBIT_FUZZ_LOAD_STATS set, printed at exit as one line on stderr, e.g.
+//   load stats: fuzz_lbq loaded 1234 of 5678 inputs (21.7 %)
+// so that scripts/fuzz.sh can report how much of what the fuzzer tried reached the code behind
+// the header (libFuzzer exits through exit(), which runs this destructor).
+class LoadStats {
+ public:
+  explicit LoadStats(const char* target) : target_(target) {}
+  ~LoadStats() {
+    if (!std::getenv("LOWBIT_FUZZ_LOAD_STATS")) return;
+    std::fprintf(stderr, "load stats: %s loaded %llu of %llu inputs (%.1f %%)\n", target_, loaded_, runs_,
+                 runs_ ? 100.0 * static_cast<double>(loaded_) / static_cast<double>(runs_) : 0.0);
+  }
+  void ran() { ++runs_; }
+  void loaded() { ++loaded_; }
+
+ private:
+  const char* target_;
+  unsigned long long runs_ = 0, loaded_ = 0;
+};
 
 }  // namespace lowbit::fuzz

@@ -10,11 +10,14 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static lowbit::fuzz::LoadStats stats("fuzz_lbm");
+  stats.ran();
   const std::string bytes = lowbit::fuzz::with_valid_crc(data, size);
   const std::string path =
       lowbit::fuzz::write_input(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), ".lbm");
   lowbit::fuzz::expect_clean([&] {
     const lowbit::Model model = lowbit::load_model(path);
+    stats.loaded();
     lowbit::Activations activations;
     model.forward(lowbit::Tensor(lowbit::Shape{1, model.input_size()}), activations);
   });

@@ -12,11 +12,14 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static lowbit::fuzz::LoadStats stats("fuzz_lbq");
+  stats.ran();
   const std::string bytes = lowbit::fuzz::with_valid_crc(data, size);
   const std::string path =
       lowbit::fuzz::write_input(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), ".lbq");
   lowbit::fuzz::expect_clean([&] {
     const lowbit::QuantizedModel model = lowbit::QuantizedModel::load(path);
+    stats.loaded();
     // Three gray images of the model's own input size, labels within its classes, so that the
     // evaluation runs (more labels are refused, as hostile_files_test checks).
     lowbit::ImageSet images;

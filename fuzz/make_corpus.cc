@@ -13,6 +13,7 @@
 
 #include "lowbit/model.h"
 #include "lowbit/model_file.h"
+#include "lowbit/quant_params.h"
 #include "lowbit/quantize.h"
 #include "lowbit/quantized_model.h"
 
@@ -90,6 +91,66 @@ void write_png(const fs::path& path, int width, int height, png_uint_32 format) 
   png_image_write_to_file(&image, path.c_str(), 0, pixels.data(), 0, nullptr);
 }
 
+// A float model from its description, initialized from `seed`, with the metadata `train` writes
+// (per-channel normalization, which the quantized input table is built from).
+lowbit::Model float_model(const nlohmann::json& description, int64_t channels, uint64_t seed) {
+  lowbit::Model model = lowbit::Model::from_description(description);
+  model.init(seed);
+  model.metadata = {{"dataset", channels == 1 ? "mnist" : "cifar10"},
+                    {"mean", std::vector<float>(static_cast<size_t>(channels), 0.25f)},
+                    {"std", std::vector<float>(static_cast<size_t>(channels), 0.3f)}};
+  return model;
+}
+
+// 64 calibration images for `model`, normalized values spread over a few standard deviations.
+lowbit::Tensor calibration_for(const lowbit::Model& model) {
+  std::mt19937_64 rng(7);
+  lowbit::Tensor calibration(lowbit::Shape{64, model.input_size()});
+  for (float& v : calibration.values()) v = static_cast<float>(rng() % 1000) / 300.0f - 0.4f;
+  return calibration;
+}
+
+// Small graphs covering every layer kind of a float model, on 3x8x8 and 1x8x8 inputs.
+std::vector<std::pair<std::string, nlohmann::json>> small_graphs() {
+  using J = nlohmann::json;
+  auto node = [](const std::string& name, const std::string& kind, const std::string& input, J settings = J::object()) {
+    J n = {{"name", name}, {"kind", kind}, {"inputs", J::array({input})}};
+    n.update(settings);
+    return n;
+  };
+  J residual = J::array({
+      node("conv1", "conv2d", "input", {{"out_channels", 4}, {"kernel", 3}, {"stride", 1}, {"padding", 1}}),
+      node("bn1", "batch_norm", "conv1"), node("relu1", "relu", "bn1"),
+      node("pool1", "max_pool2d", "relu1", {{"kernel", 2}}),
+      node("conv2", "conv2d", "pool1", {{"out_channels", 4}, {"kernel", 3}, {"padding", 1}, {"groups", 4}, {"bias", false}}),
+      node("bn2", "batch_norm", "conv2"),
+      {{"name", "add"}, {"kind", "add"}, {"inputs", {"bn2", "pool1"}}},
+      node("relu2", "relu", "add"),
+      node("pool2", "avg_pool2d", "relu2", {{"kernel", 2}, {"stride", 2}}),
+      node("drop", "dropout", "pool2", {{"p", 0.25}}),
+      node("flat", "flatten", "drop"),
+      node("fc", "linear", "flat", {{"out_features", 10}}),
+      node("log_softmax", "log_softmax", "fc")});
+  J global = J::array({
+      node("conv1", "conv2d", "input", {{"out_channels", 6}, {"kernel", 3}, {"stride", 2}, {"padding", 1}, {"bias", false}}),
+      node("bn1", "batch_norm", "conv1"), node("relu1", "relu", "bn1"),
+      node("conv2", "conv2d", "relu1", {{"out_channels", 8}, {"kernel", 1}}),
+      node("pool", "global_avg_pool", "conv2"),
+      node("fc", "linear", "pool", {{"out_features", 10}}),
+      node("log_softmax", "log_softmax", "fc")});
+  J global_max = J::array({
+      node("conv1", "conv2d", "input", {{"out_channels", 4}, {"kernel", 5}, {"padding", 2}}),
+      node("relu1", "relu", "conv1"),
+      node("pool1", "avg_pool2d", "relu1", {{"kernel", 3}, {"stride", 2}, {"padding", 1}, {"count_include_pad", false}}),
+      node("pool", "global_max_pool", "pool1"),
+      node("fc", "linear", "pool", {{"out_features", 5}}),
+      node("log_softmax", "log_softmax", "fc")});
+  return {{"residual_rgb", {{"name", "residual"}, {"input_shape", {3, 8, 8}}, {"nodes", residual}}},
+          {"residual_gray", {{"name", "residual"}, {"input_shape", {1, 8, 8}}, {"nodes", residual}}},
+          {"global_avg_rgb", {{"name", "global_avg"}, {"input_shape", {3, 8, 8}}, {"nodes", global}}},
+          {"global_max_gray", {{"name", "global_max"}, {"input_shape", {1, 8, 8}}, {"nodes", global_max}}}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -133,18 +194,54 @@ int main(int argc, char** argv) {
     write(out / "model_description" / (preset.name + ".json"),
           lowbit::preset_description(preset.name, preset.input_shape, 10).dump());
 
-  // Models: a small FC_NN-shaped float model and its quantized forms at several widths.
-  lowbit::Model model = lowbit::Model::from_description(lowbit::Model::fc_nn_description({1, 28, 28}, 10));
-  model.init(7);
-  model.metadata = {{"dataset", "mnist"}, {"mean", {0.1307}}, {"std", {0.3081}}};
-  lowbit::save_model(model, (out / "lbm/fc_nn.lbm").string());
-  std::mt19937_64 rng(7);
-  lowbit::Tensor calibration(lowbit::Shape{64, 784});
-  for (float& v : calibration.values()) v = static_cast<float>(rng() % 1000) / 300.0f - 0.4f;
-  for (const auto& [method, bits] : std::vector<std::pair<std::string, int>>{{"minmax", 8}, {"minmax", 4}, {"mse", 2}, {"minmax", 1}}) {
-    const lowbit::QuantPlan plan = lowbit::plan_quantization(model, calibration, lowbit::preset_options(method, bits, bits));
-    lowbit::QuantizedModel::build(model, plan).save((out / "lbq" / (method + std::to_string(bits) + ".lbq")).string());
+  // Float models: FC_NN at MNIST's size and smaller, and small graphs with every layer kind
+  // (convolutions with and without bias, grouped, strided; batch norm; max, average and global
+  // pooling; a residual add; dropout; flatten), each as `train` would save it.
+  const lowbit::Model fc_nn = float_model(lowbit::Model::fc_nn_description({1, 28, 28}, 10), 1, 7);
+  lowbit::save_model(fc_nn, (out / "lbm/fc_nn.lbm").string());
+  lowbit::save_model(float_model(lowbit::Model::fc_nn_description({1, 8, 8}, 10), 1, 8), (out / "lbm/fc_nn_8x8.lbm").string());
+  lowbit::save_model(float_model(lowbit::Model::fc_nn_description({3, 4, 4}, 3), 3, 9), (out / "lbm/fc_nn_rgb.lbm").string());
+  for (const auto& [name, description] : small_graphs())
+    lowbit::save_model(float_model(description, description["input_shape"][0].get<int64_t>(), 10),
+                       (out / "lbm" / (name + ".lbm")).string());
+
+  // Quantized models: FC_NN at MNIST's size, and two small MLPs (gray 8x8, RGB 4x4), by every
+  // method at every width (the slow learned methods at a few), with mixed widths per layer and
+  // sign-binary layers.
+  int lbq_files = 0;
+  auto quantize = [&](const lowbit::Model& model, const lowbit::QuantOptions& options, const std::string& name,
+                      bool sign_binary = false) {
+    lowbit::QuantPlan plan = lowbit::plan_quantization(model, calibration_for(model), options);
+    if (sign_binary)  // 1-bit layers as sign-binary (what QAT writes): codes 0/1 stand for -1/+1
+      for (lowbit::QuantizedLinearPlan& layer : plan.layers)
+        if (layer.weight.front().bits == 1)
+          for (lowbit::QuantParams& w : layer.weight) w = lowbit::sign_params(w.scale);
+    lowbit::QuantizedModel::build(model, plan).save((out / "lbq" / (name + ".lbq")).string());
+    ++lbq_files;
+  };
+  for (const auto& [method, bits] : std::vector<std::pair<std::string, int>>{{"minmax", 8}, {"minmax", 4}, {"mse", 2}, {"minmax", 1}})
+    quantize(fc_nn, lowbit::preset_options(method, bits, bits), "fc_nn_" + method + std::to_string(bits));
+  const lowbit::Model gray = float_model(lowbit::Model::fc_nn_description({1, 8, 8}, 10), 1, 11);
+  const lowbit::Model rgb = float_model(lowbit::Model::fc_nn_description({3, 4, 4}, 3), 3, 12);
+  for (const std::string& method : lowbit::quantization_methods()) {
+    const bool slow = method == "adaround" || method == "best" || method == "loss_aware";
+    for (int bits = 1; bits <= 8; ++bits) {
+      if (slow && bits % 3 != 1) continue;  // 1, 4 and 7 bits
+      quantize(gray, lowbit::preset_options(method, bits, bits), "gray_" + method + std::to_string(bits));
+      quantize(rgb, lowbit::preset_options(method, bits, 9 - bits), "rgb_" + method + std::to_string(bits) + "a" + std::to_string(9 - bits));
+    }
   }
+  for (const std::vector<int>& widths : std::vector<std::vector<int>>{{8, 2, 4}, {1, 8, 1}, {3, 5, 7}, {2, 1, 8}}) {
+    lowbit::QuantOptions options = lowbit::preset_options("minmax", 4, 4);
+    options.layer_weight_bits = widths;
+    options.layer_act_bits = {widths[2], widths[0], widths[1]};
+    const std::string name = "mixed_" + std::to_string(widths[0]) + std::to_string(widths[1]) + std::to_string(widths[2]);
+    quantize(gray, options, "gray_" + name);
+    quantize(rgb, options, "rgb_" + name, true);
+  }
+  quantize(gray, lowbit::preset_options("minmax", 1, 4), "gray_sign1", true);
+  quantize(fc_nn, lowbit::preset_options("minmax", 1, 8), "fc_nn_sign1", true);
+  std::printf("%d quantized models\n", lbq_files);
   std::printf("wrote seed corpora under %s\n", out.c_str());
   return 0;
 }

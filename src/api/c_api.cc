@@ -99,7 +99,13 @@ extern "C" {
 const char* lowbit_version(void) { return LOWBIT_VERSION_STRING; }
 
 const char* lowbit_status_string(lowbit_status status) {
-  switch (status) {
+  // A C caller may pass any int (C enums hold them), but in C++ reading an enum whose value lies
+  // outside its enumerators' range is undefined (UBSan: "not a valid value for type"), so the
+  // value is taken by its bytes, as the int it is.
+  int value = 0;
+  static_assert(sizeof value == sizeof status);
+  std::memcpy(&value, &status, sizeof value);
+  switch (value) {
     case LOWBIT_OK: return "ok";
     case LOWBIT_INVALID_ARGUMENT: return "invalid argument";
     case LOWBIT_BAD_MODEL: return "not a valid quantized lowbit model";
