@@ -5,7 +5,8 @@
 # Needs full MNIST: LOWBIT_DATA_DIR=DIR with the official IDX files in DIR/mnist/ (or DIR the mnist/
 # folder itself). Takes ~17 min.
 # `reproduce.sh --cifar` runs the CIFAR-10 part instead (README, "CIFAR-10 recipes"): the recipe
-# for cifar_small and resnet20 over seeds 0, 1, 2, and the training-speed comparison with PyTorch.
+# for cifar_small and resnet20 over seeds 0, 1, 2, a PTQ sweep of each on the integer engine, its
+# speed, and the training-speed comparison with PyTorch.
 # Needs DIR/cifar10/cifar-10-binary.tar.gz; takes many hours on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,20 @@ if [ "${1:-}" = "--cifar" ]; then
         --out "$out/${arch}_seed$seed.lbm" | tail -1)
       echo "$arch seed $seed, $epochs epochs: $result ($(( $(date +%s) - start )) s)" | tee -a "$out/accuracy.txt"
     done
+  done
+  # Post-training quantization of every trained model on the integer engine (README, "CNNs on the
+  # integer engine"): every preset that handles graphs, 2..8 bits, timed; then the engine's speed.
+  for arch in cifar_small resnet20; do
+    for seed in 0 1 2; do
+      start=$(date +%s)
+      $lowbit sweep --quiet --model "$out/${arch}_seed$seed.lbm" --bits 2-8 \
+        --methods minmax,percentile,mse,kl,mse_pc,gptq,best --out-dir "$out/sweep_${arch}_seed$seed" \
+        | tee "$out/sweep_${arch}_seed$seed.txt"
+      echo "sweep $arch seed $seed: $(( $(date +%s) - start )) s" | tee -a "$out/sweep_times.txt"
+    done
+    $lowbit quantize --quiet --model "$out/${arch}_seed0.lbm" --bits 8 --out "$out/${arch}_seed0_w8.lbq"
+    $lowbit bench --model "$out/${arch}_seed0_w8.lbq" --batch 1,256 --threads 1,2 --repeat 3 \
+      | tee "$out/bench_${arch}_w8.txt"
   done
   if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     /usr/bin/python3 bench/train_compare.py --batches 20 --json "$out/train_compare.json" \

@@ -20,13 +20,15 @@ namespace {
 // origin: where the float model came from, e.g. "trained on mnist train, 60,000 images".
 void print_table(const SweepResult& r, const Dataset& data, const std::string& origin,
                  int64_t calibration_count) {
-  std::printf("\nFC_NN %s\naccuracy on %s; calibration: %s\n", origin.c_str(),
+  std::printf("\n%s %s\naccuracy on %s; calibration: %s\n", r.model == "fc_nn" ? "FC_NN" : r.model.c_str(),
+              origin.c_str(),
               describe_split(data, Split::test).c_str(),
               describe_split(data, Split::train, SplitPart::first,
                              std::min(calibration_count, data.train.count))
                   .c_str());
-  std::printf("float32 test accuracy: %.2f%%  (weights %lld bytes)\n\n", 100 * r.float_accuracy,
-              static_cast<long long>(r.float_weight_bytes));
+  std::printf("float32 test accuracy: %.2f%%  (weights %lld bytes, %lld multiply-adds per image)\n\n",
+              100 * r.float_accuracy, static_cast<long long>(r.float_weight_bytes),
+              static_cast<long long>(r.multiply_adds));
   std::printf("%-10s %4s %10s %10s %10s %8s %13s\n", "method", "bits", "accuracy", "drop",
               "simulated", "agree", "weight bytes");
   for (const SweepRow& row : r.results)

@@ -38,6 +38,8 @@ struct SweepResult {
   double float_accuracy = 0;
   int64_t float_weight_bytes = 0;
   std::string kernel, input_kernel;  // the engine's kernels that ran (first layer: input_kernel)
+  std::string model;                 // the description's name ("fc_nn" for a nameless chain)
+  int64_t multiply_adds = 0;         // per image, convolutions and Linear layers
   std::vector<SweepRow> results;
 
   nlohmann::json to_json() const;  // schema: docs/sweep-json.md

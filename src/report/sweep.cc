@@ -26,8 +26,10 @@ SweepResult run_sweep(const Model& model, const Tensor& calibration, const Image
   const Evaluation float_eval = evaluate(model, test_images, test.labels);
   result.float_accuracy = float_eval.accuracy;
   for (size_t i = 0; i < model.layer_count(); ++i)
-    if (auto* linear = dynamic_cast<const Linear*>(&model.layer(i)))
-      result.float_weight_bytes += 4 * linear->weight().size();
+    if (dynamic_cast<const Linear*>(&model.layer(i)) || dynamic_cast<const Conv2d*>(&model.layer(i)))
+      result.float_weight_bytes += 4 * model.layer(i).parameters()[0].size();
+  result.model = model.name().empty() ? "fc_nn" : model.name();
+  result.multiply_adds = model.multiply_adds();
 
   const int64_t calibration_count = std::min(options.calibration_count, calibration.dim(0));
   const Tensor calibration_images = slice_rows(calibration, 0, calibration_count);
@@ -87,7 +89,9 @@ nlohmann::json SweepResult::to_json() const {
                     {"simulated_accuracy", r.simulated_accuracy},
                     {"agreement", r.agreement},
                     {"weight_bytes", r.weight_bytes}});
-  return {{"dataset", dataset},
+  return {{"model", model},
+          {"multiply_adds", multiply_adds},
+          {"dataset", dataset},
           {"data_source", data_source},
           {"train_size", train_size},
           {"test_size", test_size},
