@@ -13,7 +13,8 @@ void write_sweep_report(const SweepResult& result, const std::string& out_dir) {
   const std::string json_path = out_dir + "/sweep.json";
 
   LinePlot plot;
-  plot.title = "FC_NN on " + result.dataset + ": test accuracy by bit width";
+  const bool fc_nn = result.model.empty() || result.model == "fc_nn";
+  plot.title = (fc_nn ? std::string("FC_NN") : result.model) + " on " + result.dataset + ": test accuracy by bit width";
   plot.x_label = "bits (weights and activations)";
   plot.y_label = "test accuracy (%), lowbit's integer engine";
   plot.x_min = 0.5;
@@ -33,12 +34,15 @@ void write_sweep_report(const SweepResult& result, const std::string& out_dir) {
   }
   for (const auto& method : order) plot.series.push_back(by_method[method]);
 
-  PlotSeries study{"study (PyTorch, reported)", {}, {}, true, true};
-  for (size_t b = 0; b < study_reference_accuracy().size(); ++b) {
-    study.x.push_back(static_cast<double>(b + 1));
-    study.y.push_back(study_reference_accuracy()[b]);
+  // The study's curve is FC_NN's: beside another model it would compare unlike with unlike.
+  if (fc_nn) {
+    PlotSeries study{"study (PyTorch, reported)", {}, {}, true, true};
+    for (size_t b = 0; b < study_reference_accuracy().size(); ++b) {
+      study.x.push_back(static_cast<double>(b + 1));
+      study.y.push_back(study_reference_accuracy()[b]);
+    }
+    plot.series.push_back(study);
   }
-  plot.series.push_back(study);
   char label[64];
   std::snprintf(label, sizeof label, "float32 (%.2f%%)", 100 * result.float_accuracy);
   plot.series.push_back({label, {0.5, 8.5}, {100 * result.float_accuracy, 100 * result.float_accuracy},
