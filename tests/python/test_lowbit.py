@@ -158,9 +158,10 @@ def test_sweep_returns_sweep_json():
     labels = rng.integers(0, 3, size=120)
     result = lowbit.sweep(model, random_images(100), random_images(120, seed=9), labels,
                           bits=[2, 8], methods=["minmax", "mse"])
-    assert set(result) == {"dataset", "data_source", "train_size", "test_size", "float_accuracy",
-                           "float_weight_bytes", "kernels", "results"}
+    assert set(result) == {"model", "multiply_adds", "dataset", "data_source", "train_size", "test_size",
+                           "float_accuracy", "float_weight_bytes", "kernels", "results"}
     assert (result["train_size"], result["test_size"]) == (100, 120)
+    assert result["multiply_adds"] == 16 * 64 + 64 * 32 + 32 * 3  # FC_NN on 4x4 images, 3 classes
     assert [(r["method"], r["weight_bits"]) for r in result["results"]] == [
         ("minmax", 2), ("minmax", 8), ("mse", 2), ("mse", 8)]
     for row in result["results"]:
