@@ -121,8 +121,10 @@ void QuantizedModel::prepare_graph(const std::string& where) {
           const auto [oh, ow] = window_output(n.window, in);
           if (oh == 0) throw Error(at + ": window does not fit its input " + shape_text(in));
           out = {oh, ow, l.out_features};
-          k = n.window.kernel_h * n.window.kernel_w * in.c;
-          if (oh * ow * k > (int64_t{1} << 28)) throw Error(at + ": im2col rows are too large");
+          k = n.window.kernel_h * n.window.kernel_w * in.c;  // at most 2^35: no overflow
+          if (k > kernels::kMaxInFeatures) throw Error(at + ": " + std::to_string(k) + " inputs per output, too many");
+          // im2col rows of one image: at most 16 Mi codes (resnet20 needs 147,456).
+          if (oh * ow * k > (int64_t{1} << 24)) throw Error(at + ": im2col rows are too large");
         }
         if (!same_shape(out, n.shape)) throw Error(at + ": shape " + shape_text(n.shape) + ", expected " + shape_text(out));
         if (l.in_features != k)
