@@ -1,20 +1,16 @@
 // lowbit float Model -> ONNX (opset 17): one ONNX node per layer (a Flatten before a Linear layer
 // that reads an image), parameters as initializers, preprocessing as metadata properties.
-#include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
-#include <sstream>
 
-#include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/onnx.h"
-#include "lowbit/version.h"
+#include "onnx/onnx_writer.h"
 
 namespace lowbit {
 namespace {
 
 using Json = nlohmann::json;
-constexpr int kOpset = 17;
 
 std::pair<int64_t, int64_t> pair_of(const Json& v) {
   if (v.is_array()) return {v[0].get<int64_t>(), v[1].get<int64_t>()};
@@ -26,13 +22,8 @@ class Exporter {
   explicit Exporter(const Model& model) : model_(model) {}
 
   onnx::ModelProto run() {
-    onnx::ModelProto proto;
-    proto.set_ir_version(8);
-    proto.set_producer_name("lowbit");
-    proto.set_producer_version(LOWBIT_VERSION_STRING);
-    proto.add_opset_import()->set_version(kOpset);
+    onnx::ModelProto proto = onnx_writer::new_model(model_.name().empty() ? "lowbit" : model_.name());
     graph_ = proto.mutable_graph();
-    graph_->set_name(model_.name().empty() ? "lowbit" : model_.name());
     add_value(graph_->add_input(), "input", model_.input_shape());
     for (size_t i = 0; i < model_.node_count(); ++i) node(i);
     add_value(graph_->add_output(), value_of(static_cast<int>(model_.node_count()) - 1), model_.output_shape());
@@ -161,23 +152,7 @@ class Exporter {
   }
 
   void metadata(onnx::ModelProto& proto) const {
-    auto join = [](const Json& values) {
-      std::ostringstream s;
-      s.precision(9);
-      for (size_t i = 0; i < values.size(); ++i) s << (i ? "," : "") << values[i].get<double>();
-      return s.str();
-    };
-    auto put = [&](const char* key, const std::string& value) {
-      auto* p = proto.add_metadata_props();
-      p->set_key(key);
-      p->set_value(value);
-    };
-    const Json& m = model_.metadata;
-    if (m.contains("dataset") && m["dataset"].is_string()) put("lowbit.dataset", m["dataset"].get<std::string>());
-    if (m.contains("mean") && m["mean"].is_array()) put("lowbit.mean", join(m["mean"]));
-    if (m.contains("std") && m["std"].is_array()) put("lowbit.std", join(m["std"]));
-    Json shape = model_.input_shape();
-    put("lowbit.input_shape", join(shape));
+    onnx_writer::put_preprocessing(proto, model_.metadata, model_.input_shape());
   }
 
   const Model& model_;
@@ -188,14 +163,7 @@ class Exporter {
 
 void export_onnx(const Model& model, const std::string& path) {
   onnx::ModelProto proto = Exporter(model).run();
-  try {
-    onnx::checker::check_model(proto);
-  } catch (const std::exception& e) {
-    throw Error(path + ": the exported graph fails ONNX's checker (a lowbit bug): " + std::string(e.what()).substr(0, 300));
-  }
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) throw Error(path + ": the model is too large for one ONNX file");
-  write_file_atomic(path, bytes);
+  onnx_writer::check_and_write(proto, path, "graph");
 }
 
 }  // namespace lowbit

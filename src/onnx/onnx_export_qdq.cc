@@ -2,39 +2,30 @@
 // raw uint8 pixels normalized and quantized (or through the pixel table), then per layer
 // DequantizeLinear -> Gemm (int32 bias through DequantizeLinear) -> QuantizeLinear -> Max/Min on the
 // codes, ending in float logits.
-#include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 
 #include "kernels/qlinear.h"
-#include "lowbit/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/onnx.h"
 #include "lowbit/quantized_model.h"
-#include "lowbit/version.h"
+#include "onnx/onnx_writer.h"
 #include "quant/integer_linear.h"
 
 namespace lowbit {
 namespace {
 
 using Json = nlohmann::json;
-constexpr int kOpset = 17;
 
 class QdqExporter {
  public:
   explicit QdqExporter(const QuantizedModel& model) : model_(model) {}
 
   onnx::ModelProto run() {
-    onnx::ModelProto proto;
-    proto.set_ir_version(8);
-    proto.set_producer_name("lowbit");
-    proto.set_producer_version(LOWBIT_VERSION_STRING);
-    proto.add_opset_import()->set_version(kOpset);
+    onnx::ModelProto proto = onnx_writer::new_model("lowbit_qdq");
     graph_ = proto.mutable_graph();
-    graph_->set_name("lowbit_qdq");
     add_value(graph_->add_input(), "input", onnx::TensorProto::UINT8, model_.input_shape());
     std::string codes = input_codes();
     std::string logits;
@@ -262,24 +253,10 @@ class QdqExporter {
   }
 
   void metadata(onnx::ModelProto& proto) const {
-    auto put = [&](const std::string& key, const std::string& value) {
-      auto* p = proto.add_metadata_props();
-      p->set_key(key);
-      p->set_value(value);
-    };
-    auto join = [](const Json& values) {
-      std::ostringstream s;
-      s.precision(9);
-      for (size_t i = 0; i < values.size(); ++i) s << (i ? "," : "") << values[i].get<double>();
-      return s.str();
-    };
-    const Json& m = model_.metadata;
-    if (m.contains("dataset") && m["dataset"].is_string()) put("lowbit.dataset", m["dataset"].get<std::string>());
-    if (m.contains("mean") && m["mean"].is_array()) put("lowbit.mean", join(m["mean"]));
-    if (m.contains("std") && m["std"].is_array()) put("lowbit.std", join(m["std"]));
-    put("lowbit.input_shape", join(Json(model_.input_shape())));
-    put("lowbit.input", "raw uint8 pixels; the pixel table applies the normalization");
-    if (m.contains("quantization")) put("lowbit.quantization", m["quantization"].dump());
+    onnx_writer::put_preprocessing(proto, model_.metadata, model_.input_shape());
+    onnx_writer::put(proto, "lowbit.input", "raw uint8 pixels; the pixel table applies the normalization");
+    if (model_.metadata.contains("quantization"))
+      onnx_writer::put(proto, "lowbit.quantization", model_.metadata["quantization"].dump());
   }
 
   const QuantizedModel& model_;
@@ -292,15 +269,7 @@ void export_onnx(const QuantizedModel& model, const std::string& path) {
   if (model.is_graph())
     throw Error(path + ": QDQ export handles chains of Linear layers (FC_NN) so far, not CNN graphs");
   onnx::ModelProto proto = QdqExporter(model).run();
-  try {
-    onnx::checker::check_model(proto);
-  } catch (const std::exception& e) {
-    throw Error(path + ": the exported QDQ graph fails ONNX's checker (a lowbit bug): " +
-                std::string(e.what()).substr(0, 300));
-  }
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) throw Error(path + ": the model is too large for one ONNX file");
-  write_file_atomic(path, bytes);
+  onnx_writer::check_and_write(proto, path, "QDQ graph");
 }
 
 }  // namespace lowbit

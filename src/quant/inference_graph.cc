@@ -143,7 +143,7 @@ QuantGraph analyze_graph(const Model& m, const std::string& where) {
   for (size_t i = 0; i < static_cast<size_t>(g.logits); ++i) {
     const std::string kind = m.layer(i).kind();
     const auto& inputs = m.node_inputs(i);
-    const int in_grid = inputs[0] == Model::kModelInput ? Model::kModelInput : g.grid[inputs[0]];
+    const int in_grid = g.grid_of(inputs[0]);
     if (g.weighted_index[i] >= 0 || kind == "add" || kind == "avg_pool2d" || kind == "global_avg_pool") {
       g.role[i] = g.weighted_index[i] >= 0 ? QuantRole::weighted
                   : kind == "add"          ? QuantRole::add
@@ -179,7 +179,7 @@ std::vector<int> stored_bits(const Model& m, const QuantGraph& g, const QuantOpt
     const int j = g.weighted_index[node];
     const int act = o.layer_act_bits.empty() ? o.act_bits : o.layer_act_bits[j];
     const int input = m.node_inputs(node)[0];
-    const int tensor = input == Model::kModelInput ? Model::kModelInput : g.grid[input];
+    const int tensor = g.grid_of(input);
     bits[slot(tensor)] = std::max(bits[slot(tensor)], act);
   }
   for (int& b : bits)

@@ -42,7 +42,8 @@ struct QuantGraph {
   std::vector<int> grid;
   int logits = -1;  // node index of the last weighted node
 
-  bool stores(size_t node) const { return grid[node] == static_cast<int>(node); }
+  // The grid of the codes a node reads from `input` (a node index or Model::kModelInput).
+  int grid_of(int input) const { return input == Model::kModelInput ? input : grid[input]; }
 };
 
 // Throws lowbit::Error naming the node for anything the integer engine cannot run (`where`, when

@@ -7,6 +7,7 @@
 #include "lowbit/error.h"
 #include "lowbit/quantized_model.h"
 #include "quant/file_limits.h"
+#include "quant/image_chunks.h"
 #include "quant/integer_linear.h"
 
 namespace lowbit {
@@ -274,15 +275,7 @@ void QuantizedModel::graph_logits(const uint8_t* pixels, int64_t batch, int32_t*
       }
     }
   };
-  if (batch <= kGraphChunk) {
-    run_chunk(0, batch);
-    return;
-  }
-  const int64_t chunks = (batch + kGraphChunk - 1) / kGraphChunk;
-  // Handed out one at a time, as for chains; integer results do not depend on the partition.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t c = 0; c < chunks; ++c)
-    run_chunk(c * kGraphChunk, std::min(kGraphChunk, batch - c * kGraphChunk));
+  for_each_chunk(batch, kGraphChunk, run_chunk);
 }
 
 }  // namespace lowbit

@@ -177,7 +177,7 @@ QuantPlan plan_graph_quantization(const Model& model, const Tensor& calibration_
   auto quantized = [&](int t) -> const Tensor& { return t == Model::kModelInput ? quantized_input : q[t]; };
   auto float_value = [&](int t) -> const Tensor& { return t == Model::kModelInput ? images : f[t]; };
   auto grid_of = [&](int input) -> const QuantParams& {
-    const int t = input == Model::kModelInput ? input : g.grid[input];
+    const int t = g.grid_of(input);
     return t == Model::kModelInput ? plan.input : *plan.node_output[t];
   };
   // The output y of node i, through its fused ReLU, onto the grid calibrated on the float model.

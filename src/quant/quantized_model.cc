@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kernels/pixel_linear.h"
+#include "quant/image_chunks.h"
 #include "quant/integer_graph.h"
 #include "quant/integer_linear.h"
 
@@ -95,11 +96,12 @@ int64_t QuantizedModel::weight_bytes() const {
 
 int64_t QuantizedModel::macs_per_image() const {
   int64_t macs = 0;
+  if (is_graph()) {  // a conv's layer runs once per output position
+    for (const IntegerNode& n : nodes_)
+      if (n.layer >= 0) macs += layers_[n.layer]->in_features * layers_[n.layer]->out_features * n.shape.h * n.shape.w;
+    return macs;
+  }
   for (const auto& layer : layers_) macs += layer->in_features * layer->out_features;
-  if (!is_graph()) return macs;
-  macs = 0;  // a conv's layer runs once per output position
-  for (const IntegerNode& n : nodes_)
-    if (n.layer >= 0) macs += layers_[n.layer]->in_features * layers_[n.layer]->out_features * n.shape.h * n.shape.w;
   return macs;
 }
 
@@ -142,16 +144,7 @@ void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logit
       }
     }
   };
-  if (batch <= kChunkRows) {
-    run_chunk(0, batch);  // no parallel region for small batches
-    return;
-  }
-  const int64_t chunks = (batch + kChunkRows - 1) / kChunkRows;
-  // Handed out one at a time: on a shared machine a descheduled thread leaves its work to the other.
-  // Integer results do not depend on the partition.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t c = 0; c < chunks; ++c)
-    run_chunk(c * kChunkRows, std::min(kChunkRows, batch - c * kChunkRows));
+  for_each_chunk(batch, kChunkRows, run_chunk);
 }
 
 nlohmann::json QuantizedModel::summary() const {

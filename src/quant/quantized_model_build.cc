@@ -211,7 +211,7 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
         n.bits = p.bits, n.zero_point = p.zero_point, n.scale = p.scale;
       }
       auto input_grid = [&](int t) -> const QuantParams& {
-        const int from = t == Model::kModelInput ? t : g.grid[t];
+        const int from = g.grid_of(t);
         return from == Model::kModelInput ? plan.input : *plan.node_output[from];
       };
       const QuantRole role = g.role[i];

@@ -1,0 +1,55 @@
+// The ONNX model header, preprocessing metadata and checked atomic writing both exporters use.
+#include "onnx/onnx_writer.h"
+
+#include <onnx/checker.h>
+
+#include <sstream>
+
+#include "lowbit/atomic_file.h"
+#include "lowbit/error.h"
+#include "lowbit/version.h"
+
+namespace lowbit::onnx_writer {
+
+onnx::ModelProto new_model(const std::string& graph_name) {
+  onnx::ModelProto proto;
+  proto.set_ir_version(8);
+  proto.set_producer_name("lowbit");
+  proto.set_producer_version(LOWBIT_VERSION_STRING);
+  proto.add_opset_import()->set_version(kOpset);
+  proto.mutable_graph()->set_name(graph_name);
+  return proto;
+}
+
+void put(onnx::ModelProto& proto, const std::string& key, const std::string& value) {
+  auto* p = proto.add_metadata_props();
+  p->set_key(key);
+  p->set_value(value);
+}
+
+void put_preprocessing(onnx::ModelProto& proto, const nlohmann::json& m, const Shape& input_shape) {
+  auto join = [](const nlohmann::json& values) {
+    std::ostringstream s;
+    s.precision(9);
+    for (size_t i = 0; i < values.size(); ++i) s << (i ? "," : "") << values[i].get<double>();
+    return s.str();
+  };
+  if (m.contains("dataset") && m["dataset"].is_string()) put(proto, "lowbit.dataset", m["dataset"].get<std::string>());
+  if (m.contains("mean") && m["mean"].is_array()) put(proto, "lowbit.mean", join(m["mean"]));
+  if (m.contains("std") && m["std"].is_array()) put(proto, "lowbit.std", join(m["std"]));
+  put(proto, "lowbit.input_shape", join(nlohmann::json(input_shape)));
+}
+
+void check_and_write(const onnx::ModelProto& proto, const std::string& path, const std::string& what) {
+  try {
+    onnx::checker::check_model(proto);
+  } catch (const std::exception& e) {
+    throw Error(path + ": the exported " + what + " fails ONNX's checker (a lowbit bug): " +
+                std::string(e.what()).substr(0, 300));
+  }
+  std::string bytes;
+  if (!proto.SerializeToString(&bytes)) throw Error(path + ": the model is too large for one ONNX file");
+  write_file_atomic(path, bytes);
+}
+
+}  // namespace lowbit::onnx_writer
