@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_fixtures.h"
+#include "cnn_fixtures.h"
 #include "data_fixtures.h"
 #include "lowbit/error.h"
 #include "lowbit/model_file.h"
@@ -76,6 +77,28 @@ TEST(Inspect, FloatModel) {
   EXPECT_EQ(report["metadata"]["mean"][0], 0.5);
   EXPECT_EQ(report["layers"][0]["parameters"], 16 * 64 + 64);
   EXPECT_EQ(report["parameter_bytes"], 4 * (16 * 64 + 64 + 64 * 32 + 32 + 32 * 3 + 3));
+}
+
+TEST(Inspect, FloatCnnCountsConvolutionsAndBatchNorm) {
+  const std::string dir = fresh_dir();
+  Model model = Model::from_description(testing_models::residual_description(6, 4, 6));
+  model.init(3);
+  save_model(model, dir + "/cnn.lbm");
+  const auto report = nlohmann::json::parse(run_cli(dir, "inspect --json " + dir + "/cnn.lbm").out);
+  // Every parameter tensor and the multiply-adds of every conv and linear, from the layers themselves.
+  int64_t parameters = 0;
+  for (const Tensor* t : model.parameters()) parameters += t->size();
+  EXPECT_EQ(report["parameter_bytes"], 4 * parameters);
+  EXPECT_EQ(report["macs_per_image"], model.multiply_adds());
+  // The stem: 4 x 2 x 3 x 3 weights on a 6 x 6 map, and its batch norm's gamma and beta.
+  EXPECT_EQ(report["layers"][0]["kind"], "conv2d");
+  EXPECT_EQ(report["layers"][0]["macs"], 4 * 2 * 9 * 36);
+  EXPECT_EQ(report["layers"][1]["parameters"], 2 * 4);
+  EXPECT_EQ(report["layers"][1]["macs"], 0);
+  const CliRun text = run_cli(dir, "inspect " + dir + "/cnn.lbm");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find(std::to_string(model.multiply_adds()) + " multiply-adds per image"), std::string::npos)
+      << text.out;
 }
 
 TEST(Inspect, DamagedFilesAreDescribedThenRefused) {

@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -37,27 +39,36 @@ nlohmann::json cpu_json() {
 }
 
 // Per layer of a float model: kind and, for Linear, shapes, parameters, bytes, MACs and ranges.
+// Every node: its kind, output shape, and for those with parameters (linear, conv2d, batch_norm)
+// their count, bytes, multiply-adds per image and weight range (the first parameter tensor).
 nlohmann::json float_layers(const Model& model, int64_t& bytes, int64_t& macs) {
   nlohmann::json layers = nlohmann::json::array();
   for (size_t i = 0; i < model.layer_count(); ++i) {
-    nlohmann::json layer = {{"kind", model.layer(i).kind()}};
-    if (const auto* linear = dynamic_cast<const Linear*>(&model.layer(i))) {
-      const Tensor& w = linear->weight();
+    const Layer& layer = model.layer(i);
+    nlohmann::json entry = {{"kind", layer.kind()}, {"name", model.node_name(i)}, {"shape", model.node_shape(i)}};
+    std::vector<Shape> inputs;
+    for (int input : model.node_inputs(i))
+      inputs.push_back(input == Model::kModelInput ? model.input_shape() : model.node_shape(static_cast<size_t>(input)));
+    const std::span<const Tensor> parameters = const_cast<Layer&>(layer).parameters();
+    if (!parameters.empty()) {
+      int64_t count = 0;
+      for (const Tensor& t : parameters) count += t.size();
+      const Tensor& w = parameters.front();
       const auto [w_min, w_max] = std::minmax_element(w.values().begin(), w.values().end());
-      const auto [b_min, b_max] = std::minmax_element(linear->bias().values().begin(),
-                                                      linear->bias().values().end());
-      const int64_t parameters = w.size() + linear->bias().size();
-      layer.update({{"in_features", w.dim(1)},
-                    {"out_features", w.dim(0)},
-                    {"parameters", parameters},
-                    {"bytes", 4 * parameters},
-                    {"macs", w.size()},
-                    {"weight_range", {*w_min, *w_max}},
-                    {"bias_range", {*b_min, *b_max}}});
-      bytes += 4 * parameters;
-      macs += w.size();
+      const int64_t layer_macs = layer.multiply_adds(inputs);
+      entry.update({{"parameters", count},
+                    {"bytes", 4 * count},
+                    {"macs", layer_macs},
+                    {"weight_range", {*w_min, *w_max}}});
+      if (const auto* linear = dynamic_cast<const Linear*>(&layer)) {
+        const auto [b_min, b_max] = std::minmax_element(linear->bias().values().begin(),
+                                                        linear->bias().values().end());
+        entry.update({{"in_features", w.dim(1)}, {"out_features", w.dim(0)}, {"bias_range", {*b_min, *b_max}}});
+      }
+      bytes += 4 * count;
+      macs += layer_macs;
     }
-    layers.push_back(layer);
+    layers.push_back(entry);
   }
   return layers;
 }
@@ -94,16 +105,17 @@ void print_float(const nlohmann::json& r) {
   std::printf("kernels   float32 through Eigen (quantize it for the integer engine)\n");
   std::printf("metadata\n");
   print_metadata(r["metadata"]);
-  std::printf("layers\n  %2s %-12s %-11s %10s %10s %10s  %s\n", "#", "kind", "shape", "parameters",
+  std::printf("layers\n  %2s %-15s %-13s %10s %10s %10s  %s\n", "#", "kind", "shape", "parameters",
               "bytes", "MACs", "weight range");
   for (size_t i = 0; i < r["layers"].size(); ++i) {
     const auto& l = r["layers"][i];
-    if (!l.contains("in_features")) {
-      std::printf("  %2zu %-12s\n", i, l["kind"].get<std::string>().c_str());
+    const std::string shape = l.contains("in_features") ? shape_string({l["out_features"], l["in_features"]})
+                                                        : shape_string(l["shape"].get<Shape>());
+    if (!l.contains("parameters")) {
+      std::printf("  %2zu %-15s %-13s\n", i, l["kind"].get<std::string>().c_str(), shape.c_str());
       continue;
     }
-    const std::string shape = shape_string({l["out_features"], l["in_features"]});
-    std::printf("  %2zu %-12s %-11s %10lld %10lld %10lld  %s\n", i, l["kind"].get<std::string>().c_str(),
+    std::printf("  %2zu %-15s %-13s %10lld %10lld %10lld  %s\n", i, l["kind"].get<std::string>().c_str(),
                 shape.c_str(), l["parameters"].get<long long>(), l["bytes"].get<long long>(),
                 l["macs"].get<long long>(), range_text(l["weight_range"]).c_str());
   }
