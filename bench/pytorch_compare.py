@@ -1,11 +1,15 @@
 #!/usr/bin/python3
-"""lowbit's integer engine against PyTorch's float and int8 FC_NN, same shapes, same run: images/s and ratios.
+"""lowbit's integer engine against PyTorch's float and int8 engines, same model, same run: images/s and ratios.
 
-Needs Debian's PyTorch, which the project's setup does not install:
+FC_NN (the default), or any CNN lowbit trained (cifar_small, resnet20: --model X.lbm), rebuilt in
+PyTorch with the same weights (bench/torch_graph.py), fused as lowbit fuses (conv + BN + ReLU),
+calibrated on the same training images as `lowbit quantize`, traced and frozen. Needs Debian's
+PyTorch, which the project's setup does not install, and for CNNs lowbit's Python module (build/python):
 
     apt-get install python3-torch
-    /usr/bin/python3 bench/pytorch_compare.py            # trains a 1-epoch model with build/tools/lowbit
+    /usr/bin/python3 bench/pytorch_compare.py            # trains a 1-epoch FC_NN with build/tools/lowbit
     /usr/bin/python3 bench/pytorch_compare.py --model fc.lbm --json results/torch.json
+    /usr/bin/python3 bench/pytorch_compare.py --model cifar_small.lbm --data-dir ../shared/data
 
 Run it with /usr/bin/python3: a pyenv or venv python3 earlier on PATH does not see Debian's torch.
 Without torch it says so and exits 0. Design notes and measured figures: docs/performance-pytorch.md.
@@ -48,15 +52,20 @@ def parse_args():
                     "batches and thread counts; print images/s and lowbit / PyTorch ratios.")
     parser.add_argument("--lowbit", default=os.path.join(ROOT, "build", "tools", "lowbit"),
                         help="lowbit CLI binary (default: %(default)s)")
-    parser.add_argument("--model", help="float lowbit model (.lbm); default: train one with "
-                                        "`lowbit train --epochs EPOCHS`")
+    parser.add_argument("--model", help="float lowbit model (.lbm): FC_NN or a CNN; default: train an "
+                                        "FC_NN with `lowbit train --epochs EPOCHS`")
     parser.add_argument("--epochs", type=int, default=1, help="epochs when training (default: 1)")
     parser.add_argument("--dataset", default="mnist", help="dataset when training (default: mnist)")
     parser.add_argument("--data-dir", help="sets LOWBIT_DATA_DIR for lowbit (default: inherited)")
     parser.add_argument("--bits", type=int_list, default=[8, 4, 2],
                         help="lowbit bit widths, weights and activations (default: 8,4,2)")
-    parser.add_argument("--batch", type=int_list, default=[1, 64, 10000],
-                        help="batch sizes (default: 1,64,10000)")
+    parser.add_argument("--batch", type=int_list,
+                        help="batch sizes (default: 1,64,10000 for FC_NN, 1,256 for CNNs)")
+    parser.add_argument("--calib-count", type=int, default=1024,
+                        help="CNNs: training images both sides calibrate on, the first ones, as "
+                             "`lowbit quantize --calib-count` (default: %(default)s)")
+    parser.add_argument("--check-count", type=int, default=2000,
+                        help="CNNs: test images for the accuracy and agreement notes (default: %(default)s)")
     parser.add_argument("--threads", type=int_list, default=[1, 2],
                         help="thread counts (default: 1,2)")
     parser.add_argument("--engines", default=",".join(TORCH_ENGINES),
@@ -162,33 +171,96 @@ def images_per_s(run, batch, seconds):
             return calls * batch / elapsed
 
 
-def build_torch_models(torch, args):
-    """{engine: model} for the engines this torch has, each checked against float first."""
+def build_torch_models(torch, args, builder, calibration, check, reference=None):
+    """{engine: model} for the engines this torch has, each checked against float first.
+
+    builder(engine, calibration) gives (model, float model); check is a batch of inputs, and
+    reference, when given, the classes lowbit's float model predicts for them (CNNs: proves the
+    weights were carried over).
+    """
     models, notes = {}, []
     supported = set(torch.backends.quantized.supported_engines) - {"none"}
-    calibration = random_inputs(torch, 1024, seed=1)
-    check = random_inputs(torch, 1024, seed=2)
     for engine in args.engines:
         if engine != "float" and engine not in supported:
             notes.append(f"PyTorch {engine}: not built into this torch (it has "
                          f"{', '.join(sorted(supported))}); skipped")
             continue
         try:
-            model, float_model = build_torch_model(torch, engine, calibration)
+            model, float_model = builder(engine, calibration)
             with torch.inference_mode():
-                agreement = (model(check).argmax(1) == float_model(check).argmax(1)).float().mean()
+                classes = model(check).argmax(1)
+                agreement = (classes == float_model(check).argmax(1)).float().mean()
         except Exception as error:  # an engine that cannot run on this CPU is reported, not fatal
             notes.append(f"PyTorch {engine}: failed to build or run ({error}); skipped")
             continue
-        kinds = sorted({type(m).__name__ for m in model.modules() if "Linear" in type(m).__name__})
-        notes.append(f"PyTorch {engine}: {', '.join(kinds)}; argmax agrees with float on "
-                     f"{100 * agreement:.1f}% of {len(check)} random inputs")
+        kinds = sorted({type(m).__name__ for m in model.modules()
+                        if "Linear" in type(m).__name__ or "Conv" in type(m).__name__})
+        note = (f"PyTorch {engine}: {', '.join(kinds)}; argmax agrees with PyTorch float on "
+                f"{100 * agreement:.2f}% of {len(check)} {args.check_source}")
+        if reference is not None:
+            same = (classes == reference).float().mean()
+            note += f", with lowbit's float model on {100 * same:.2f}%"
+        if args.check_labels is not None:
+            note += f"; accuracy {100 * (classes == args.check_labels).float().mean():.2f}%"
+        notes.append(note)
         if not args.eager:  # how PyTorch deploys a model: one graph, no Python between layers
             with torch.inference_mode(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model = torch.jit.freeze(torch.jit.trace(model, check[:1]))
         models[engine] = model
     return models, notes
+
+
+def build_torch_cnn(torch, description, tensors, engine, calibration):
+    """A lowbit CNN for one engine: float32, or int8 post-training static quantization with
+    conv + BN + ReLU (and linear + ReLU) fused, as lowbit folds them."""
+    import torch_graph
+    from torch.ao import quantization as tq
+
+    model, fusions = torch_graph.build(torch, description, tensors)
+    if engine == "float":
+        return model, model
+    float_model, _ = torch_graph.build(torch, description, tensors)
+    torch.backends.quantized.engine = engine
+    model.qconfig = tq.get_default_qconfig(engine)
+    fused = tq.fuse_modules(model, fusions)
+    prepared = tq.prepare(fused)
+    with torch.inference_mode():
+        for chunk in torch.split(calibration, 256):
+            prepared(chunk)
+    return tq.convert(prepared), float_model
+
+
+def import_lowbit(args):
+    """lowbit's Python module from the build beside --lowbit (build/python)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.lowbit))), "python"))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # torch_graph
+    try:
+        import lowbit
+    except ImportError as error:
+        fail(f"a CNN needs lowbit's Python module (build it: cmake --build build --target lowbit_python): {error}")
+    return lowbit
+
+
+def cnn_inputs(torch, args, lowbit, float_model):
+    """(calibration, check, lowbit's float classes for check, test pixels as normalized floats)."""
+    import numpy as np
+    dataset = float_model.metadata.get("dataset", "cifar10")
+    data = lowbit.load_dataset(dataset, args.data_dir) if args.data_dir else lowbit.load_dataset(dataset)
+    mean = np.array(data["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.array(data["std"], np.float32).reshape(1, -1, 1, 1)
+    shape = tuple(float_model.input_shape)
+
+    def normalized(pixels):
+        return torch.from_numpy((pixels.reshape(-1, *shape).astype(np.float32) / 255.0 - mean) / std)
+
+    calibration = normalized(data["train_images"][:args.calib_count])
+    count = min(args.check_count, len(data["test_labels"]))
+    check = normalized(data["test_images"][:count])
+    reference = torch.from_numpy(float_model.predict(data["test_images"][:count]))
+    args.check_labels = torch.from_numpy(data["test_labels"][:count].astype(np.int64))
+    args.check_source = f"{dataset} test images"
+    return calibration, check, reference, normalized(data["test_images"][:max(args.batch)])
 
 
 def openblas_thread_setter():
@@ -208,12 +280,12 @@ def openblas_thread_setter():
     return None
 
 
-def time_torch(torch, model, engine, batch, threads, seconds):
-    """images/s of one timed run of a PyTorch model, after a warm-up."""
+def time_torch(torch, model, engine, x, threads, seconds):
+    """images/s of one timed run of a PyTorch model on the batch x, after a warm-up."""
     torch.set_num_threads(threads)
+    batch = len(x)
     if engine != "float":  # a converted model's prepacked weights belong to its engine
         torch.backends.quantized.engine = engine
-    x = random_inputs(torch, batch, seed=3)
     with torch.inference_mode():
         for _ in range(3):  # warm up: allocator, thread pool
             model(x)
@@ -235,6 +307,15 @@ def run_lowbit(args, *command):
     return result.stdout
 
 
+def model_description(args):
+    """The --model's description when it is a graph with convolutions (a CNN), else None (FC_NN)."""
+    if args.model is None:
+        return None
+    description = json.loads(run_lowbit(args, "inspect", "--json", args.model))["description"]
+    nodes = description.get("nodes", [])
+    return description if any(n.get("kind") == "conv2d" for n in nodes) else None
+
+
 def prepare_lowbit_models(args, work_dir):
     """{bits: quantized model path}, training a float model first unless --model was given."""
     models, notes = {}, []
@@ -245,8 +326,9 @@ def prepare_lowbit_models(args, work_dir):
                          "--out", model)
         notes.append(f"lowbit train --epochs {args.epochs}: {out.strip().splitlines()[-1]}")
     for bits in args.bits:
-        models[bits] = os.path.join(work_dir, f"fc_{bits}bit.lbq")
-        run_lowbit(args, "quantize", "--model", model, "--bits", str(bits), "--out", models[bits])
+        models[bits] = os.path.join(work_dir, f"model_{bits}bit.lbq")
+        run_lowbit(args, "quantize", "--model", model, "--bits", str(bits), "--calib-count",
+                   str(args.calib_count), "--out", models[bits])
     return models, notes
 
 
@@ -255,15 +337,16 @@ def time_lowbit(args, model, batch, threads):
     report = json.loads(run_lowbit(args, "bench", "--model", model, "--batch", str(batch),
                                    "--threads", str(threads), "--seconds", str(args.seconds),
                                    "--input", args.input, "--json"))
-    return (report["results"][0]["images_per_s"],
-            f"{report['input_kernel']} (first layer) + {report['kernel']}")
+    kernels = (f"CNN graph: im2col + {report['kernel']}" if args.cnn
+               else f"{report['input_kernel']} (first layer) + {report['kernel']}")
+    return report["results"][0]["images_per_s"], kernels
 
 
 # ---------------------------------------------------------------------------------------------
 # both
 
 
-def measure(torch, args, lowbit_models, torch_models):
+def measure(torch, args, lowbit_models, torch_models, inputs):
     """Best of --repeats runs for every configuration, as table rows, and notes.
 
     The repeats go round-robin over every model at one (threads, batch), so a burst of load from
@@ -281,7 +364,7 @@ def measure(torch, args, lowbit_models, torch_models):
                     key = ("lowbit", bits, batch, threads)
                     best[key] = max(best.get(key, 0.0), speed)
                 for engine, model in torch_models.items():
-                    speed = time_torch(torch, model, engine, batch, threads, args.seconds)
+                    speed = time_torch(torch, model, engine, inputs(batch), threads, args.seconds)
                     key = (engine, 32 if engine == "float" else 8, batch, threads)
                     best[key] = max(best.get(key, 0.0), speed)
     rows = [{"side": "lowbit" if engine == "lowbit" else "pytorch", "engine": engine,
@@ -336,6 +419,9 @@ def main():
              "`cmake -S . -B build && make -C build -j2 lowbit_cli` or pass --lowbit")
     if args.model and not os.path.isfile(args.model):
         fail(f"--model {args.model}: no such file")
+    args.cnn = model_description(args) is not None
+    if args.batch is None:
+        args.batch = [1, 256] if args.cnn else [1, 64, 10000]
 
     load_before = os.getloadavg()
     if load_before[0] > 0.5:
@@ -348,8 +434,25 @@ def main():
         work_dir = args.work_dir or temporary
         os.makedirs(work_dir, exist_ok=True)
         lowbit_models, lowbit_notes = prepare_lowbit_models(args, work_dir)
-        torch_models, torch_notes = build_torch_models(torch, args)
-        rows, timing_notes = measure(torch, args, lowbit_models, torch_models)
+        description = model_description(args)
+        if description is None:  # FC_NN: seeded random inputs (its GEMMs take the same time on any)
+            args.check_source, args.check_labels = "random inputs", None
+            torch_models, torch_notes = build_torch_models(
+                torch, args, lambda engine, calibration: build_torch_model(torch, engine, calibration),
+                random_inputs(torch, 1024, seed=1), random_inputs(torch, 1024, seed=2))
+            timed = random_inputs(torch, max(args.batch), seed=3)
+        else:
+            lowbit = import_lowbit(args)
+            float_model = lowbit.Model.load(args.model)
+            tensors = float_model.tensors()
+            calibration, check, reference, timed = cnn_inputs(torch, args, lowbit, float_model)
+            lowbit_notes.append(f"model: {description.get('name', 'CNN')} from {args.model}; PyTorch "
+                                f"calibrated on the first {len(calibration)} training images, as lowbit")
+            torch_models, torch_notes = build_torch_models(
+                torch, args,
+                lambda engine, calibration: build_torch_cnn(torch, description, tensors, engine, calibration),
+                calibration, check, reference)
+        rows, timing_notes = measure(torch, args, lowbit_models, torch_models, lambda batch: timed[:batch])
     notes = lowbit_notes + torch_notes + timing_notes + [
         "load average (1, 5, 15 min): before %.2f %.2f %.2f, after %.2f %.2f %.2f"
         % (load_before + os.getloadavg())]

@@ -399,6 +399,26 @@ PYBIND11_MODULE(lowbit, m) {
             return evaluation_dict(e);
           },
           py::arg("images"), py::arg("labels"), "Accuracy and mean NLL: {'accuracy', 'loss', 'count'}.")
+      .def(
+          "tensors",
+          [](Model& model) {
+            py::dict nodes;
+            for (size_t i = 0; i < model.node_count(); ++i) {
+              Layer& layer = model.layer(i);
+              py::list parameters, buffers;
+              for (const Tensor& t : layer.parameters()) parameters.append(tensor_array(Tensor(t)));
+              for (const Tensor& t : layer.buffers()) buffers.append(tensor_array(Tensor(t)));
+              if (parameters.empty() && buffers.empty()) continue;
+              py::dict entry;
+              entry["parameters"] = parameters;
+              entry["buffers"] = buffers;
+              nodes[py::str(model.node_name(i))] = entry;
+            }
+            return nodes;
+          },
+          "Copies of every node's tensors: {node name: {'parameters': [...], 'buffers': [...]}}, float32 "
+          "arrays in the layer's order (conv2d: weight [out, in/groups, kh, kw], bias; batch_norm: "
+          "gamma, beta and buffers running mean, running variance; linear: weight [out, in], bias).")
       .def_property_readonly("description", [](const Model& model) { return to_python(model.description()); })
       .def_property(
           "metadata", [](const Model& model) { return to_python(model.metadata); },

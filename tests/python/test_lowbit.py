@@ -188,3 +188,24 @@ def test_a_real_model_gives_the_commands_numbers(tmp_path):
     again = lowbit.quantize(float_model, data["train_images"][:1024], bits=4, method="minmax")
     again.save(str(tmp_path / "q.lbq"))
     assert (tmp_path / "q.lbq").read_bytes() == open(os.path.join(REAL, "q.lbq"), "rb").read()
+
+
+def test_tensors_are_the_weights_the_model_runs():
+    """A NumPy forward pass over Model.tensors() gives the model's own log-probabilities."""
+    model = tiny_model()
+    tensors = model.tensors()
+    assert len(tensors) == 3 and all(len(t["parameters"]) == 2 and not t["buffers"] for t in tensors.values())
+    x = (random_images(20, seed=5).reshape(20, -1).astype(np.float32) / 255.0 - 0.5) / 0.25
+    layers = list(tensors.values())
+    for i, layer in enumerate(layers):
+        weight, bias = layer["parameters"]
+        x = x @ weight.T + bias
+        if i + 1 < len(layers):
+            x = np.maximum(x, 0.0)
+    expected = x - x.max(axis=1, keepdims=True)
+    expected -= np.log(np.exp(expected).sum(axis=1, keepdims=True))
+    got = model.log_probabilities(random_images(20, seed=5))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # Copies: changing one does not change the model.
+    layers[0]["parameters"][0][:] = 0.0
+    np.testing.assert_array_equal(model.log_probabilities(random_images(20, seed=5)), got)
