@@ -90,6 +90,22 @@ TEST(CliArch, PresetsAndDescriptionFilesTrainAndEvaluate) {
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("integer"), std::string::npos) << run.out;
 
+  // Per-layer reports name the convs: one row per weighted layer and width.
+  run = run_cli(f.dir, "layers --model " + f.out + "/cnn.lbm --bits 2,8 --json --out-dir " + f.dir + "/layers" + f.data);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const Json layers = Json::parse(run.out);
+  const Json description = tiny_cnn();
+  size_t weighted = 0;
+  for (const Json& n : description["nodes"]) weighted += n["kind"] == "conv2d" || n["kind"] == "linear";
+  ASSERT_EQ(layers["results"].size(), 2 * weighted);
+  EXPECT_EQ(layers["results"][0]["name"], description["nodes"][0]["name"]);
+  EXPECT_TRUE(fs::exists(f.dir + "/layers/layer0_weights.png"));
+  run = run_cli(f.dir, "sensitivity --model " + f.out + "/cnn.lbm --bits 8 --json" + f.data);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const Json sensitivity = Json::parse(run.out);
+  ASSERT_EQ(sensitivity["layers"].size(), weighted);
+  EXPECT_EQ(sensitivity["layers"].back()["name"], "fc");
+
   // What the engine cannot run is refused in one line naming the node, before any file is written.
   Json grouped = tiny_cnn();
   grouped["nodes"][3]["groups"] = 2;

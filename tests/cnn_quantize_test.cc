@@ -15,6 +15,7 @@
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
 #include "lowbit/quantized_model.h"
+#include "lowbit/sensitivity.h"
 #include "lowbit/simulated.h"
 #include "lowbit/train.h"
 #include "quant/inference_graph.h"
@@ -240,6 +241,49 @@ TEST(CnnEngine, EveryPresetAndWidthRunsAndAgreesWithItsSimulationFrom4BitsUp) {
       if (bits >= 4) EXPECT_GE(same, t.test.count * 9 / 10);
     }
   }
+}
+
+TEST(CnnSensitivity, OneConvAtATimeNamedAndOrderedByBitsAndTheSearchRunsTheEngine) {
+  const Trained& t = trained();
+  const std::vector<int> bits = {1, 8};
+  const std::vector<SensitivityRow> rows =
+      layer_sensitivity(t.model, t.calibration, t.test_images, t.test.labels, bits, "minmax");
+  ASSERT_EQ(rows.size(), 7u * bits.size());  // 6 convs and the fc, at each width
+  const Evaluation real = evaluate(t.model, t.test_images, t.test.labels);
+  double kl_8 = 0, kl_1 = 0;
+  for (size_t i = 0; i < rows.size(); i += 2) {
+    const SensitivityRow& wide = rows[i], & narrow = rows[i + 1];
+    SCOPED_TRACE(wide.name);
+    EXPECT_EQ(wide.linear, i / 2);
+    EXPECT_EQ(wide.name, narrow.name);
+    EXPECT_EQ(wide.bits, 8);
+    EXPECT_EQ(narrow.bits, 1);
+    // One layer at 8 bits, the rest float: the float model's answers, nearly.
+    EXPECT_NEAR(wide.accuracy, real.accuracy, 0.03);
+    EXPECT_LT(wide.kl, 0.01);
+    EXPECT_GE(wide.kl, 0.0);
+    kl_8 += wide.kl, kl_1 += narrow.kl;
+  }
+  EXPECT_GT(kl_1, 10 * kl_8);  // 1-bit weights and inputs move the outputs far more
+  EXPECT_EQ(rows[0].name, "stem");
+  EXPECT_EQ(rows.back().name, "fc");
+
+  // Per-layer widths through the engine: the greedy path starts with every layer at 8 bits and
+  // ends with every layer at 1, each point a real quantized model.
+  MixedPrecisionOptions options;
+  options.bits = {1, 8};
+  ImageSet validation = quadrant_pixels(64, 9);
+  const std::vector<MixedPrecisionPoint> path =
+      mixed_precision_search(t.model, t.calibration, validation, options);
+  ASSERT_GE(path.size(), 2u);
+  EXPECT_EQ(path.front().weight_bits, std::vector<int>(7, 8));
+  EXPECT_EQ(path.back().weight_bits, std::vector<int>(7, 1));
+  for (size_t i = 1; i < path.size(); ++i) EXPECT_LT(path[i].weight_bytes, path[i - 1].weight_bytes);
+  // A single-layer plan is for simulation only.
+  QuantPlan only = plan_quantization(t.model, t.calibration, preset_options("minmax", 8, 8));
+  only.layers.resize(1);
+  only.only_listed_layers = true;
+  EXPECT_THROW(QuantizedModel::build(t.model, only), Error);
 }
 
 TEST(CnnEngine, SameLogitsOnOneAndTwoThreadsAndAfterASaveAndLoad) {

@@ -38,6 +38,7 @@ nlohmann::json report_json(const std::vector<LayerQuantError>& rows, const std::
   for (const LayerQuantError& r : rows)
     out["results"].push_back({{"linear", r.linear},
                               {"layer", r.layer},
+                              {"name", r.name},
                               {"in_features", r.in_features},
                               {"out_features", r.out_features},
                               {"bits", r.bits},
@@ -55,26 +56,26 @@ void print_table(const std::vector<LayerQuantError>& rows, const std::string& me
   std::printf("SQNR = 10 log10(sum x^2 / sum (x - x_hat)^2), method %s at b bits "
               "(weights and the layer's input);\nlayer inputs and ranges from %s (calibration)\n\n",
               method.c_str(), images.c_str());
-  std::printf("%6s %-11s %4s %13s %13s\n", "linear", "shape", "bits", "weight SQNR", "act SQNR");
+  std::printf("%6s %-24s %-12s %4s %13s %13s\n", "layer", "name", "shape", "bits", "weight SQNR", "act SQNR");
   for (const LayerQuantError& r : rows) {
     const std::string shape = shape_string({r.out_features, r.in_features});
-    std::printf("%6zu %-11s %4d %10s dB %10s dB\n", r.linear, shape.c_str(), r.bits,
+    std::printf("%6zu %-24s %-12s %4d %10s dB %10s dB\n", r.linear, r.name.c_str(), shape.c_str(), r.bits,
                 db_text(r.weight_sqnr_db).c_str(), db_text(r.activation_sqnr_db).c_str());
   }
 }
 
 // layerN_weights.png and layerN_activations.png for every Linear, ranges from `plan`.
-void write_histograms(const Model& model, const std::vector<Tensor>& inputs, const QuantPlan& plan,
+void write_histograms(const Model& indexed, const std::vector<Tensor>& inputs, const QuantPlan& plan,
                       const std::string& out_dir) {
   const std::string method = plan.options.method + " " + std::to_string(plan.options.weight_bits) + "-bit";
   for (size_t j = 0; j < plan.layers.size(); ++j) {
     const QuantizedLinearPlan& q = plan.layers[j];
-    const auto& linear = dynamic_cast<const Linear&>(model.layer(q.layer));
+    const Tensor& weight = layer_weight(indexed, q.layer);
     // Titles stay under ~55 characters, what fits across a 900-pixel chart.
-    const std::string name = "linear " + std::to_string(j);
+    const std::string name = "layer " + std::to_string(j);
     Histogram weights;
     weights.bins = 80;
-    weights.values.assign(linear.weight().values().begin(), linear.weight().values().end());
+    weights.values.assign(weight.values().begin(), weight.values().end());
     const Range w = widest_weight_range(q);
     weights.markers = {w.min, w.max};
     weights.title = name + " weights, " + method +
@@ -145,7 +146,7 @@ Action add_layers_command(CLI::App& app) {
     ensure_writable_dir(f->out_dir, "--out-dir");
 
     const Model model = load_float_model(f->model, f->data.dataset);
-    check_linear_chain(model, f->model, "lowbit layers");
+    check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model, shape_numel(model.output_shape()));
     if (model.input_size() != data.train.image_size())
       throw Error("--model " + f->model + ": expects " + std::to_string(model.input_size()) +
@@ -162,7 +163,9 @@ Action add_layers_command(CLI::App& app) {
     const QuantPlan hist_plan = plan_quantization(
         model, calibration, preset_options(f->method, f->hist_bits, f->hist_bits));
     progress(steps, steps);
-    write_histograms(model, collect_linear_inputs(model, calibration), hist_plan, f->out_dir);
+    const Model indexed = layer_report_model(model);
+    write_histograms(indexed, collect_layer_inputs(indexed, calibration, planned_nodes(hist_plan)), hist_plan,
+                     f->out_dir);
     const nlohmann::json json =
         report_json(rows, f->model, f->method, data.name, count, f->hist_bits);
     write_file_atomic(f->out_dir + "/layers.json", json.dump(2) + "\n");

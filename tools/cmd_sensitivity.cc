@@ -191,7 +191,7 @@ Action add_sensitivity_command(CLI::App& app) {
     }
     const bool search = f->budget >= 0;
     const Model model = load_float_model(f->model, f->data.dataset);
-    check_linear_chain(model, f->model, "lowbit sensitivity");
+    check_quantizable(model, f->model);
     const Dataset data = load_data_for(f->data, model.metadata, f->model, shape_numel(model.output_shape()));
     // The search chooses on the last --validation training images; calibration never sees them.
     const int64_t held_out = search ? f->validation : 0;
@@ -246,7 +246,7 @@ Action add_sensitivity_command(CLI::App& app) {
                             {"layers", nlohmann::json::array()}};
       for (const auto& r : rows)
         out["layers"].push_back(
-            {{"linear", r.linear}, {"bits", r.bits}, {"accuracy", r.accuracy}, {"kl", r.kl}});
+            {{"linear", r.linear}, {"name", r.name}, {"bits", r.bits}, {"accuracy", r.accuracy}, {"kl", r.kl}});
       if (search) {
         out["budget"] = f->budget;
         out["validation_images"] = held_out;
@@ -259,9 +259,9 @@ Action add_sensitivity_command(CLI::App& app) {
     std::printf("one layer quantized (%s, weights and its input at b bits), others float;\n"
                 "simulated on %s; KL(float || quantized) in nats\n\n",
                 f->method.c_str(), describe_split(data, Split::test).c_str());
-    std::printf("%6s %4s %10s %12s\n", "linear", "bits", "accuracy", "KL");
+    std::printf("%6s %-24s %4s %10s %12s\n", "layer", "name", "bits", "accuracy", "KL");
     for (const auto& r : rows)
-      std::printf("%6zu %4d %9.2f%% %12.5f\n", r.linear, r.bits, 100 * r.accuracy, r.kl);
+      std::printf("%6zu %-24s %4d %9.2f%% %12.5f\n", r.linear, r.name.c_str(), r.bits, 100 * r.accuracy, r.kl);
     if (search) {
       std::printf("\ngreedy mixed precision (%s, integer engine), from all-%d-bit down, chosen on "
                   "%s (validation);\ntest: %s, reported only:\n",

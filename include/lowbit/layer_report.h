@@ -29,8 +29,9 @@ Range representable_range(const QuantParams& params);
 Range widest_weight_range(const QuantizedLinearPlan& layer);
 
 struct LayerQuantError {
-  size_t linear = 0;     // ordinal of the Linear (0 = first)
-  size_t layer = 0;      // index in the model
+  size_t linear = 0;     // ordinal of the weighted layer, Linear or conv (0 = first)
+  size_t layer = 0;      // index in the model (graphs: in its inference graph, batch norm folded)
+  std::string name;      // that node's name
   int64_t in_features = 0, out_features = 0;
   int bits = 8;          // weights and this layer's input activations
   bool per_channel = false;
@@ -38,15 +39,24 @@ struct LayerQuantError {
   Range weight_range, activation_range;  // representable (clipping) ranges; weights: widest
 };
 
-// For each Linear and each b in `bits`: plan_quantization(model, calibration,
-// preset_options(method, b, b)); weight SQNR of the dequantized codes against the float
-// weights, activation SQNR of the float calibration inputs of the layer (collect_linear_inputs)
-// against their fake quantization with the plan's input params. Ordered by layer, then bits.
+// For each weighted layer (Linear, or conv of a graph) and each b in `bits`:
+// plan_quantization(model, calibration, preset_options(method, b, b)); weight SQNR of the
+// dequantized codes against the float weights (a conv's with its batch norm folded in, as the
+// plan quantizes them), activation SQNR of the float calibration inputs of the layer
+// (collect_layer_inputs) against their fake quantization with the plan's input params. Ordered
+// by layer, then bits.
 // calibration: [count, features], normalized.
 std::vector<LayerQuantError> layer_quantization_error(const Model& model,
                                                       const Tensor& calibration,
                                                       const std::string& method,
                                                       std::span<const int> bits,
                                                       const std::function<void(size_t done, size_t total)>& progress = {});
+
+// The model a plan's layer indices refer to: a chain itself, a graph's inference graph.
+Model layer_report_model(const Model& model);
+// The node index of each planned layer, in plan order.
+std::vector<size_t> planned_nodes(const QuantPlan& plan);
+// A weighted node's float weights (the first parameter: [out, in] or [out, C/groups, kh, kw]).
+const Tensor& layer_weight(const Model& indexed, size_t node);
 
 }  // namespace lowbit

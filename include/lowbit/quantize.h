@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,11 @@ struct QuantPlan {
   bool graph = false;
   QuantParams input;
   std::vector<std::optional<QuantParams>> node_output;
+  // Per-layer sensitivity (sensitivity.h) on a graph: only `layers` are fake-quantized, their
+  // weights and the input each reads on its own grid; `input` and `node_output` are not used, so
+  // every other tensor stays float. Chain plans always mean this. For SimulatedModel only:
+  // QuantizedModel::build refuses such a plan.
+  bool only_listed_layers = false;
 };
 
 // Throws lowbit::Error, one line naming the node (after "where: " when `where` is given), unless
@@ -106,6 +112,11 @@ void check_linear_chain(const Model& model, const std::string& where, const std:
 
 // Per Linear layer, the inputs it sees on the calibration images: [count, in_features] each.
 std::vector<Tensor> collect_linear_inputs(const Model& model, const Tensor& calibration_images);
+// For each node index in `nodes` (weighted layers of `model`: a chain, or a graph's inference
+// graph, whichever the plan indexes), the input that node reads on the calibration images:
+// [count, ...its input shape] each. Runs in chunks of 64 images, keeping only those inputs.
+std::vector<Tensor> collect_layer_inputs(const Model& model, const Tensor& calibration_images,
+                                         std::span<const size_t> nodes);
 
 // Calibrates activation ranges on `calibration_images` ([count, features], normalized) and
 // quantizes the weights as `options` say (its fields, not its method name, decide). Throws lowbit::Error on a model the quantizer cannot handle.

@@ -15,7 +15,8 @@
 namespace lowbit {
 
 struct SensitivityRow {
-  size_t linear = 0;      // ordinal of the Linear layer (0 = first)
+  size_t linear = 0;      // ordinal of the weighted layer, Linear or conv (0 = first)
+  std::string name;       // that layer's node name
   int bits = 8;           // weights and that layer's input activations
   double accuracy = 0;    // fraction, with only this layer quantized (simulated, float elsewhere)
   double kl = 0;          // mean KL(float || quantized) of the output distributions, nats

@@ -1,5 +1,7 @@
 // The study's "simulated" quantized model: float arithmetic with each Linear's input and weights
 // fake-quantized (quantize, then dequantize). Kept for comparison with the integer engine.
+// Graphs: every tensor the integer engine stores is fake-quantized on its grid, or with
+// QuantPlan::only_listed_layers only the listed layers' weights and inputs (sensitivity).
 #pragma once
 
 #include <optional>
@@ -22,8 +24,9 @@ class SimulatedModel {
   Model model_;
   std::vector<std::optional<QuantParams>> input_;   // chains, per layer: fake-quantize its input
   bool graph_ = false;
-  QuantParams graph_input_;                          // graphs: the model input's grid
+  std::optional<QuantParams> graph_input_;           // graphs: the model input's grid
   std::vector<std::optional<QuantParams>> output_;  // graphs, per node: fake-quantize its output
+  // Graphs with QuantPlan::only_listed_layers: per node, fake-quantize the input it reads.
 };
 
 }  // namespace lowbit

@@ -277,6 +277,35 @@ std::vector<Tensor> collect_linear_inputs(const Model& model, const Tensor& cali
   return inputs;
 }
 
+std::vector<Tensor> collect_layer_inputs(const Model& model, const Tensor& calibration_images,
+                                         std::span<const size_t> nodes) {
+  constexpr int64_t kChunk = 64;
+  const int64_t count = calibration_images.dim(0);
+  std::vector<std::vector<float>> values(nodes.size());
+  std::vector<Shape> shapes(nodes.size());
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    const int source = model.node_inputs(nodes[j]).at(0);
+    shapes[j] = source == Model::kModelInput ? model.input_shape() : model.node_shape(static_cast<size_t>(source));
+  }
+  for (int64_t begin = 0; begin < count; begin += kChunk) {
+    const Tensor chunk = slice_rows(calibration_images, begin, std::min(kChunk, count - begin));
+    Activations activations;
+    model.forward(chunk, activations);
+    for (size_t j = 0; j < nodes.size(); ++j) {
+      const int source = model.node_inputs(nodes[j]).at(0);
+      const Tensor& input = source == Model::kModelInput ? chunk : activations.outputs[static_cast<size_t>(source)];
+      values[j].insert(values[j].end(), input.data(), input.data() + input.size());
+    }
+  }
+  std::vector<Tensor> inputs;
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    Shape shape = {count};
+    shape.insert(shape.end(), shapes[j].begin(), shapes[j].end());
+    inputs.emplace_back(shape, std::move(values[j]));
+  }
+  return inputs;
+}
+
 namespace {
 
 // Mean over rows of KL(softmax(reference) || softmax(logits)), rows summed in order in double.

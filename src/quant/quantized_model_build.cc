@@ -157,6 +157,8 @@ int32_t checked_multiplier(double real, int32_t* shift, const std::string& what)
 }  // namespace
 
 QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) {
+  if (plan.graph && plan.only_listed_layers)
+    throw Error("a plan of single layers (sensitivity) is for simulation only; the engine needs every layer planned");
   QuantizedModel q;
   q.input_shape_ = model.input_shape();
   q.metadata = model.metadata;

@@ -11,6 +11,7 @@
 #include "lowbit/quantized_model.h"
 #include "lowbit/simulated.h"
 #include "lowbit/train.h"
+#include "quant/inference_graph.h"
 
 namespace lowbit {
 namespace {
@@ -57,6 +58,12 @@ std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& 
       },
       images);
   const int64_t n = images.dim(0), classes = reference.row_size();
+  // Layer names by node index of what the plan indexes: the model, or a graph's inference graph.
+  std::optional<Model> graph;
+  if (!is_linear_chain(model)) graph = inference_graph(model);
+  const Model& indexed = graph ? *graph : model;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < indexed.node_count(); ++i) names.push_back(indexed.node_name(i));
   std::vector<SensitivityRow> rows;
   for (size_t k = 0; k < bits.size(); ++k) {
     const int b = bits[k];
@@ -65,11 +72,13 @@ std::vector<SensitivityRow> layer_sensitivity(const Model& model, const Tensor& 
       if (progress) progress(k * full.layers.size() + j, bits.size() * full.layers.size());
       QuantPlan only = full;  // SimulatedModel fake-quantizes exactly the layers in the plan
       only.layers = {full.layers[j]};
+      only.only_listed_layers = true;
       const SimulatedModel simulated(model, only);
       const Tensor log_probs = all_log_probs(
           [&](const Tensor& x, Tensor& y) { simulated.forward(x, y); }, images);
       SensitivityRow row;
       row.linear = j;
+      row.name = names[full.layers[j].layer];
       row.bits = b;
       int64_t correct = 0;
       double kl = 0;

@@ -7,6 +7,7 @@
 
 #include "lowbit/error.h"
 #include "lowbit/layers.h"
+#include "quant/inference_graph.h"
 
 namespace lowbit {
 
@@ -50,33 +51,47 @@ Range widest_weight_range(const QuantizedLinearPlan& layer) {
   return widest;
 }
 
+Model layer_report_model(const Model& model) {
+  return is_linear_chain(model) ? model.clone() : inference_graph(model);
+}
+
+std::vector<size_t> planned_nodes(const QuantPlan& plan) {
+  std::vector<size_t> nodes;
+  for (const QuantizedLinearPlan& q : plan.layers) nodes.push_back(q.layer);
+  return nodes;
+}
+
 std::vector<LayerQuantError> layer_quantization_error(const Model& model,
                                                       const Tensor& calibration,
                                                       const std::string& method,
                                                       std::span<const int> bits,
                                                       const std::function<void(size_t, size_t)>& progress) {
-  const std::vector<Tensor> inputs = collect_linear_inputs(model, calibration);
   std::vector<QuantPlan> plans;
   for (int b : bits) {
     if (progress) progress(plans.size(), bits.size());
     plans.push_back(plan_quantization(model, calibration, preset_options(method, b, b)));
   }
   if (progress) progress(plans.size(), bits.size());
+  if (plans.empty()) return {};
+  const Model indexed = layer_report_model(model);
+  const std::vector<size_t> nodes = planned_nodes(plans.front());
+  const std::vector<Tensor> inputs = collect_layer_inputs(indexed, calibration, nodes);
 
   std::vector<LayerQuantError> rows;
   std::vector<float> fake;
-  for (size_t j = 0; j < inputs.size(); ++j) {
-    const auto& linear = dynamic_cast<const Linear&>(model.layer(plans.at(0).layers[j].layer));
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    const Tensor& weight = layer_weight(indexed, nodes[j]);
     for (const QuantPlan& plan : plans) {
-      const QuantizedLinearPlan& q = plan.layers[j];
+      const QuantizedLinearPlan& q = plan.layers.at(j);
       LayerQuantError row;
       row.linear = j;
       row.layer = q.layer;
+      row.name = indexed.node_name(q.layer);
       row.in_features = q.in_features;
       row.out_features = q.out_features;
       row.bits = plan.options.weight_bits;
       row.per_channel = q.weight.size() > 1;
-      row.weight_sqnr_db = sqnr_db(linear.weight().values(), dequantized_weights(q));
+      row.weight_sqnr_db = sqnr_db(weight.values(), dequantized_weights(q));
       const std::span<const float> x = inputs[j].values();
       fake.resize(x.size());
       std::transform(x.begin(), x.end(), fake.begin(),
@@ -88,6 +103,12 @@ std::vector<LayerQuantError> layer_quantization_error(const Model& model,
     }
   }
   return rows;
+}
+
+const Tensor& layer_weight(const Model& indexed, size_t node) {
+  const std::span<Tensor> parameters = const_cast<Layer&>(indexed.layer(node)).parameters();
+  if (parameters.empty()) throw Error("node " + indexed.node_name(node) + " has no weights");
+  return parameters.front();
 }
 
 }  // namespace lowbit
