@@ -207,6 +207,34 @@ TEST_F(SensitivityCli, MethodIsHonouredAndTheBudgetRespected) {
   EXPECT_EQ(files["validation_images"], 100);
 }
 
+TEST_F(SensitivityCli, ABudgetOfBitOperationsCountsActivationBitsToo) {
+  const nlohmann::json all = search("--bits 2,8 --separate-act-bits --budget-ops 1000000000");
+  ASSERT_FALSE(all.is_null());
+  EXPECT_EQ(all["budget_of"], "bit_operations");
+  const auto& path = all["mixed_precision"];
+  ASSERT_GE(path.size(), 2u);
+  // FC_NN on 2x3 images: 6x64 + 64x32 + 32x10 multiply-adds, each costing weight bits x act bits.
+  const int64_t macs = 6 * 64 + 64 * 32 + 32 * 10;
+  EXPECT_EQ(path.front()["bit_operations"], macs * 8 * 8);
+  EXPECT_EQ(path.back()["bit_operations"], macs * 2 * 2);
+  bool activation_step = false;
+  for (size_t i = 1; i < path.size(); ++i) {
+    EXPECT_LT(path[i]["bit_operations"].get<int64_t>(), path[i - 1]["bit_operations"].get<int64_t>());
+    // With bit-operations as the cost, lowering a layer's activations saves too, so the path takes
+    // such steps (they save no bytes).
+    activation_step |= path[i]["weight_bytes"] == path[i - 1]["weight_bytes"];
+  }
+  EXPECT_TRUE(activation_step);
+  const int64_t budget = (path.front()["bit_operations"].get<int64_t>() + path.back()["bit_operations"].get<int64_t>()) / 2;
+  const nlohmann::json mid = search("--bits 2,8 --separate-act-bits --budget-ops " + std::to_string(budget));
+  ASSERT_FALSE(mid.is_null());
+  ASSERT_FALSE(mid["chosen"].is_null());
+  EXPECT_LE(mid["chosen"]["bit_operations"].get<int64_t>(), budget);
+  const CliRun both = run_cli(dir_, "sensitivity --model " + model() + data() + " --budget 10 --budget-ops 10");
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("--budget and --budget-ops"), std::string::npos) << both.err;
+}
+
 TEST_F(SensitivityCli, BadMethodAndValidationAreOneLineErrors) {
   const std::string base = "sensitivity --model " + model() + data() + " --threads 1 ";
   expect_clean_failure(run_cli(dir_, base + "--method nearest --budget 1000"), "--method");

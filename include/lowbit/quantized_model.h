@@ -50,6 +50,11 @@ class QuantizedModel {
   int act_bits() const;
   int64_t weight_bytes() const;  // packed weights only
   int64_t macs_per_image() const;  // multiply-accumulates of one forward pass
+  // Per layer, in order: multiply-accumulates per image (a conv's once per output position).
+  std::vector<int64_t> layer_macs_per_image() const;
+  // Bit-operations per image, the cost model of mixed-precision papers (e.g. HAQ, HAWQ-V3):
+  // sum over layers of multiply-adds x weight bits x activation bits.
+  int64_t bit_operations() const;
   // A CNN (any graph model): run as a graph of integer operators on NHWC codes. Else a chain of
   // Linear layers (FC_NN), whose first layer reads the pixels itself.
   bool is_graph() const;

@@ -37,6 +37,10 @@ struct MixedPrecisionOptions {
   // true: a step lowers either a layer's weights or its input activations; activation steps
   // save no bytes, so they are taken only when they cost no validation accuracy.
   bool separate_act_bits = false;
+  // What a step saves: packed weight bytes, or bit-operations per image
+  // (QuantizedModel::bit_operations, where lowering activations saves too).
+  enum class Cost { weight_bytes, bit_operations };
+  Cost cost = Cost::weight_bytes;
   // Called after each step taken, with the most steps the search can take (it may stop sooner).
   std::function<void(size_t steps, size_t most_steps)> progress;
 };
@@ -44,6 +48,7 @@ struct MixedPrecisionOptions {
 struct MixedPrecisionPoint {
   std::vector<int> weight_bits, act_bits;  // per Linear
   int64_t weight_bytes = 0;                // packed weights of the integer model
+  int64_t bit_operations = 0;              // per image: multiply-adds x weight bits x act bits
   double validation_accuracy = 0;          // integer engine, on the set the search chose with
   double test_accuracy = -1;               // integer engine; set by add_test_accuracy, else -1
   QuantPlan plan;  // the plan measured; its options hold the method and per-layer bits
@@ -55,13 +60,17 @@ QuantOptions mixed_precision_options(const std::string& method, std::span<const 
 
 // Greedy search: start every layer at the widest of options.bits; repeatedly take the step
 // (one layer to its next narrower width, see MixedPrecisionOptions) that costs the least
-// integer-engine accuracy on `validation` per byte of packed weights saved, until no step is
-// left. Returns every visited point (a non-increasing-bytes path), the first one all widest.
+// integer-engine accuracy on `validation` per unit of options.cost saved (bytes of packed
+// weights, or bit-operations), until no step is left. Returns every visited point (a
+// non-increasing-cost path), the first one all widest.
 // Nothing but `validation` decides; test data never enters. When `evaluated` is given, it
 // receives every configuration measured, chosen or not (the path's points included), in order.
 std::vector<MixedPrecisionPoint> mixed_precision_search(
     const Model& model, const Tensor& calibration, const ImageSet& validation,
     const MixedPrecisionOptions& options, std::vector<MixedPrecisionPoint>* evaluated = nullptr);
+
+// A point's cost under `cost`.
+int64_t point_cost(const MixedPrecisionPoint& point, MixedPrecisionOptions::Cost cost);
 
 // Fills test_accuracy of each point with its integer engine's accuracy on `test` (reporting only).
 void add_test_accuracy(const Model& model, const ImageSet& test,

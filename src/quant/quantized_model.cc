@@ -94,15 +94,26 @@ int64_t QuantizedModel::weight_bytes() const {
   return bytes;
 }
 
+std::vector<int64_t> QuantizedModel::layer_macs_per_image() const {
+  std::vector<int64_t> macs;
+  for (const auto& layer : layers_) macs.push_back(layer->in_features * layer->out_features);
+  if (is_graph())  // a conv's layer runs once per output position
+    for (const IntegerNode& n : nodes_)
+      if (n.layer >= 0) macs[static_cast<size_t>(n.layer)] *= n.shape.h * n.shape.w;
+  return macs;
+}
+
 int64_t QuantizedModel::macs_per_image() const {
   int64_t macs = 0;
-  if (is_graph()) {  // a conv's layer runs once per output position
-    for (const IntegerNode& n : nodes_)
-      if (n.layer >= 0) macs += layers_[n.layer]->in_features * layers_[n.layer]->out_features * n.shape.h * n.shape.w;
-    return macs;
-  }
-  for (const auto& layer : layers_) macs += layer->in_features * layer->out_features;
+  for (int64_t m : layer_macs_per_image()) macs += m;
   return macs;
+}
+
+int64_t QuantizedModel::bit_operations() const {
+  const std::vector<int64_t> macs = layer_macs_per_image();
+  int64_t ops = 0;
+  for (size_t l = 0; l < layers_.size(); ++l) ops += macs[l] * layers_[l]->weights.bits * layers_[l]->act_bits;
+  return ops;
 }
 
 void QuantizedModel::prepare_input_layer() {
@@ -154,7 +165,9 @@ nlohmann::json QuantizedModel::summary() const {
     return nlohmann::json::array({*lo, *hi});
   };
   nlohmann::json layers = nlohmann::json::array();
-  for (const auto& l : layers_)
+  const std::vector<int64_t> macs = layer_macs_per_image();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& l = layers_[i];
     layers.push_back({{"in_features", l->in_features},
                       {"out_features", l->out_features},
                       {"weight_bits", l->weights.bits},
@@ -172,12 +185,14 @@ nlohmann::json QuantizedModel::summary() const {
                       {"packed_bytes", l->weights.data.size()},
                       // bias, weight zero points, multipliers and shifts: four int32 per channel
                       {"constant_bytes", 4 * 4 * l->out_features},
-                      {"macs", l->in_features * l->out_features}});
+                      {"macs", macs[i]}});
+  }
   nlohmann::json summary = {{"input_shape", input_shape_},
           {"num_classes", num_classes()},
           {"logit_scale", logit_scale_},
           {"weight_bytes", weight_bytes()},
           {"macs_per_image", macs_per_image()},
+          {"bit_operations", bit_operations()},
           {"kernel", kernel_name()},
           {"input_kernel", input_kernel_name()},
           {"layers", layers}};

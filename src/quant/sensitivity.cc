@@ -122,6 +122,7 @@ std::vector<MixedPrecisionPoint> mixed_precision_search(
     point.weight_bits = std::move(weight_bits);
     point.act_bits = std::move(act_bits);
     point.weight_bytes = q.weight_bytes();
+    point.bit_operations = q.bit_operations();
     point.validation_accuracy = q.evaluate(validation).accuracy;
     if (evaluated) evaluated->push_back(point);
     return point;
@@ -145,8 +146,10 @@ std::vector<MixedPrecisionPoint> mixed_precision_search(
         if (!options.separate_act_bits) act_bits[j] = weight_bits[j];
         MixedPrecisionPoint candidate = measure(std::move(weight_bits), std::move(act_bits));
         const double lost = here.validation_accuracy - candidate.validation_accuracy;
-        const double saved = static_cast<double>(here.weight_bytes - candidate.weight_bytes);
-        // A step that saves no bytes (activations) is worth taking only when it is free.
+        const double saved =
+            static_cast<double>(point_cost(here, options.cost) - point_cost(candidate, options.cost));
+        // A step that saves nothing (activations, when the cost is bytes) is worth taking only
+        // when it is free.
         if (saved <= 0 && lost > 0) continue;
         const double cost = lost / std::max(saved, 1.0);
         if (cost < best_cost) best_cost = cost, best = std::move(candidate);
@@ -157,6 +160,10 @@ std::vector<MixedPrecisionPoint> mixed_precision_search(
     if (options.progress) options.progress(path.size() - 1, most_steps);
   }
   return path;
+}
+
+int64_t point_cost(const MixedPrecisionPoint& point, MixedPrecisionOptions::Cost cost) {
+  return cost == MixedPrecisionOptions::Cost::weight_bytes ? point.weight_bytes : point.bit_operations;
 }
 
 void add_test_accuracy(const Model& model, const ImageSet& test,
