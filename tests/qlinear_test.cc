@@ -352,6 +352,30 @@ TEST_P(QLinearKernelTest, LargeBatchUsesThreads) {
   }
 }
 
+// im2col rows of convolutions (K = C * 3 * 3) and batches around the AMX kernel's 32-row blocks and
+// 64-row chunks: blocks read straight from x (bytes past K, or the next row's, meeting zero weights),
+// tails copied, odd feature blocks, strides that end the readable rows early.
+TEST_P(QLinearKernelTest, ConvolutionShapesAroundRowBlocks) {
+  SCOPED_TRACE(seed_trace());
+  const int64_t batches[] = {31, 32, 33, 64, 65, 97, 130};
+  const int64_t depths[] = {27, 63, 64, 65, 144, 288};
+  const int64_t features[] = {16, 17, 32, 48, 64, 10};
+  int i = 0;
+  for (int64_t batch : batches)
+    for (int64_t K : depths) {
+      Problem p;
+      p.batch = batch, p.K = K, p.N = features[i % 6];
+      p.wbits = 1 + (i * 3) % 8, p.abits = 1 + (i * 5 + i / 8) % 8;
+      if (i % 4 == 0) p.wbits = p.abits = 8;
+      p.x_pad = i % 3 == 1 ? 5 : 0, p.y_pad = i % 2;
+      p.out_i32 = i % 3 == 2;
+      p.zero_points = static_cast<Problem::ZeroPoints>(i % 3);
+      p.acc_shift = kAccShifts[i % 4];
+      ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+      ++i;
+    }
+}
+
 // |acc| < 2^31 at K = kMaxInFeatures with every code at its maximum and zero zero points, and with
 // the most negative products: checked against an int64 sum, so a wrapped int32 would show.
 TEST_P(QLinearKernelTest, NoOverflowAtMaxInFeatures) {

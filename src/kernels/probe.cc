@@ -220,6 +220,16 @@ std::vector<Case> qlinear_cases() {
     c.zero_points = ZeroPoints::kZero, c.saturated = true;
     cases.push_back(c);
   }
+  // Past one 32-row AMX block (qlinear_amx.cc): a block read straight from x and a tail copied,
+  // three feature blocks (a pair and a single), K below, at and past the 64-byte k block. Under 64
+  // rows, so no OpenMP region at start-up.
+  for (int i = 0; i < 3; ++i) {
+    static constexpr int64_t kK[] = {27, 64, 130};
+    Case c;
+    c.batch = 63 - 20 * i, c.K = kK[i], c.N = 48 - 15 * i, c.wbits = 8 - 3 * i, c.abits = 8 - i;
+    c.x_pad = i, c.y_pad = 1 - i % 2, c.out_i32 = i == 1, c.acc_shift = 3 * i;
+    cases.push_back(c);
+  }
   return cases;
 }
 
