@@ -196,9 +196,15 @@ class Avx512VnniKernel final : public TiledKernel {
 };
 
 
-// qlinear_u8_amx: kS8x4 weights with K padded to 64 (the B-tile layout), rows in blocks of 32.
+// qlinear_u8_amx: kS8x4 weights with K padded to 64 (the B-tile layout), rows in blocks of 32, and
+// the VNNI kernel's own copy for the calls where it measured faster (docs/kernels.md, "AMX"):
+// fewer rows than one block (batch 1: 3-4x faster on VNNI), and K = 16 or 32, where padding K to 64
+// doubles or quadruples the tile work while VNNI packs rows with whole vectors (32x10 and the
+// 256x32x64 shortcut: 12-16 % faster on VNNI).
 struct AmxWeights final : PreparedWeights {
-  TiledWeights blocked;  // kp a multiple of kAmxKBlock
+  TiledWeights blocked;                  // kp a multiple of kAmxKBlock
+  std::unique_ptr<PreparedWeights> vnni; // qlinear_u8_avx512vnni's layout of the same weights
+  bool vnni_always = false;              // K is 16 or 32
 };
 
 class AmxKernel final : public QLinearKernel {
@@ -217,6 +223,8 @@ class AmxKernel final : public QLinearKernel {
     t.kp = round_up(std::max<int64_t>(packed.cols, 1), kAmxKBlock);
     t.np = round_up(packed.rows, kTileCols);
     block_weights(packed, t);
+    w->vnni = qlinear_u8_avx512vnni().prepare(packed, act_bits);
+    w->vnni_always = packed.cols == 16 || packed.cols == 32;
     return w;
   }
 
@@ -228,6 +236,7 @@ class AmxKernel final : public QLinearKernel {
     if (!amx) throw Error(std::string(name()) + ": weights were prepared by another kernel");
     // Never an AMX instruction without the kernel's permission: it would kill the process (SIGILL).
     if (!cpu_has_amx()) throw Error(std::string(name()) + ": this CPU or OS does not allow AMX");
+    if (a.batch < kAmxBlockRows || amx->vnni_always) return qlinear_u8_avx512vnni().run(*amx->vnni, a);
     const TiledWeights& w = amx->blocked;
     thread_local CallConstants call_constants;
     fill_constants(w, a, call_constants);
