@@ -94,7 +94,8 @@ void finish(const QLinearTile& block, const int32_t* c, const int32_t* x_sum, in
 
 void finish_rows(const QLinearTile& block, const int32_t* c, const int32_t* x_sum, int64_t mr, int64_t n0, int col) {
   int64_t m = 0;
-  for (; m + 4 <= mr; m += 4) finish<4>(block, c, x_sum, m, n0, col);
+  for (; m + 8 <= mr; m += 8) finish<8>(block, c, x_sum, m, n0, col);
+  if (m + 4 <= mr) finish<4>(block, c, x_sum, m, n0, col), m += 4;
   switch (mr - m) {
     case 3: return finish<3>(block, c, x_sum, m, n0, col);
     case 2: return finish<2>(block, c, x_sum, m, n0, col);
