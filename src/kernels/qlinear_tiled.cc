@@ -198,7 +198,7 @@ class Avx512VnniKernel final : public TiledKernel {
 
 // qlinear_u8_amx: kS8x4 weights with K padded to 64 (the B-tile layout), rows in blocks of 32, and
 // the VNNI kernel's own copy for the calls where it measured faster (docs/kernels.md, "AMX"):
-// fewer rows than one block (batch 1: 3-4x faster on VNNI), and K = 16 or 32, where padding K to 64
+// fewer rows than one block (FC_NN's layers at batch 1: 2.5-10x faster on VNNI), and K = 16 or 32, where padding K to 64
 // doubles or quadruples the tile work while VNNI packs rows with whole vectors (32x10 and the
 // 256x32x64 shortcut: 12-16 % faster on VNNI).
 struct AmxWeights final : PreparedWeights {
