@@ -195,12 +195,11 @@ class Avx512VnniKernel final : public TiledKernel {
   }
 };
 
-
 // qlinear_u8_amx: kS8x4 weights with K padded to 64 (the B-tile layout), rows in blocks of 32, and
-// the VNNI kernel's own copy for the calls where it measured faster (docs/kernels.md, "AMX"):
-// fewer rows than one block (FC_NN's layers at batch 1: 2.5-10x faster on VNNI), and K = 16 or 32, where padding K to 64
-// doubles or quadruples the tile work while VNNI packs rows with whole vectors (32x10 and the
-// 256x32x64 shortcut: 12-16 % faster on VNNI).
+// the VNNI kernel's own copy for the calls where it measured faster (docs/kernels.md, "AMX-INT8"):
+// fewer rows than one block (FC_NN's layers at batch 1: 2.5-10x faster on VNNI), and K = 16 or 32,
+// where padding K to 64 doubles or quadruples the tile work while VNNI packs rows with whole vectors
+// (32x10 and the 256x32x64 shortcut: 12-16 % faster on VNNI).
 struct AmxWeights final : PreparedWeights {
   TiledWeights blocked;                  // kp a multiple of kAmxKBlock
   std::unique_ptr<PreparedWeights> vnni; // qlinear_u8_avx512vnni's layout of the same weights
@@ -259,7 +258,8 @@ class AmxKernel final : public QLinearKernel {
                        int64_t end) {
     thread_local std::vector<uint8_t> pack;
     alignas(64) thread_local int32_t dots[kAmxBlockRows * 2 * kTileCols];
-    if (pack.size() < static_cast<size_t>(kAmxBlockRows * w.kp)) pack.resize(static_cast<size_t>(kAmxBlockRows * w.kp));
+    const size_t pack_bytes = static_cast<size_t>(kAmxBlockRows * w.kp);
+    if (pack.size() < pack_bytes) pack.resize(pack_bytes);  // grow only, as run_tiles
     QLinearAmxRows r;
     r.rows = end - begin;
     r.x = a.x + begin * a.x_stride;
