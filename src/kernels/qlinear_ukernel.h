@@ -64,7 +64,7 @@ void qlinear_ukernel_4x16c4__avx2_widen(const QLinearTile& tile);
 void qlinear_ukernel_4x16c8__avx2_u4(const QLinearTile& tile);
 // vpmaddwd on int16 weights and activations: exact for 8-bit x 8-bit.
 void qlinear_ukernel_4x16c2__avx2_s16(const QLinearTile& tile);
-// vpdpbusd on 256-bit registers: exact for every width.
+// vpdpbusd on 512-bit registers (one k-quad of 16 features a register): exact for every width.
 void qlinear_ukernel_4x16c4__avx512vnni(const QLinearTile& tile);
 
 
