@@ -1,4 +1,5 @@
-// Google Benchmark of every available qlinear kernel on FC_NN's layer shapes and larger ones.
+// Google Benchmark of every available qlinear kernel on FC_NN's layer shapes, larger ones, and the
+// im2col GEMMs of cifar_small's and resnet20's convolutions.
 // Each case checks its output against qlinear_u8_ref once before timing. Threads: OMP_NUM_THREADS.
 #include <benchmark/benchmark.h>
 
@@ -129,6 +130,27 @@ void register_all() {
   struct Shape { int64_t K, N; };
   const Shape fc_nn[] = {{784, 64}, {64, 32}, {32, 10}};
   const Shape large[] = {{1024, 1024}, {4096, 1024}};
+  // Convolutions as the CNN engine runs them: one call per chunk of 4 images, M = 4 * H_out * W_out
+  // im2col rows, K = C_in * kh * kw in (ky, kx, c) order, N = C_out. cifar_small (presets.cc): 3->32
+  // and 32->32 at 32x32 and 16x16 (after a max-pool), 32->64 and 64->64 at 16x16 and 8x8, 64->128
+  // and 128->128 at 8x8 and 4x4. resnet20: 3->16 and 16->16 at 32x32, 16->32 (stride 2) and 32->32
+  // at 16x16, 32->64 (stride 2) and 64->64 at 8x8, the 1x1 stride-2 shortcut 32->64.
+  struct Conv { const char* model; int64_t M, K, N; };
+  const Conv convs[] = {{"cifar_small", 4096, 27, 32},  {"cifar_small", 1024, 288, 32},
+                        {"cifar_small", 1024, 288, 64}, {"cifar_small", 256, 576, 64},
+                        {"cifar_small", 256, 576, 128}, {"cifar_small", 64, 1152, 128},
+                        {"resnet20", 4096, 27, 16},     {"resnet20", 4096, 144, 16},
+                        {"resnet20", 1024, 144, 32},    {"resnet20", 1024, 288, 32},
+                        {"resnet20", 256, 288, 64},     {"resnet20", 256, 576, 64},
+                        {"resnet20", 256, 32, 64}};
+  for (const QLinearKernel* kernel : all_qlinear_kernels()) {
+    if (!kernel->available() || std::string(kernel->name()) == "qlinear_u8_ref") continue;
+    for (int bits : {8, 4})
+      for (const Conv& c : convs)
+        benchmark::RegisterBenchmark((std::string(kernel->name()) + "/conv_" + c.model + "/" + std::to_string(c.M) + "x" +
+                                      std::to_string(c.K) + "x" + std::to_string(c.N) + "/bits:" + std::to_string(bits)).c_str(),
+                                     bm_layer, kernel, c.K, c.N, c.M, bits)->UseRealTime();
+  }
   for (const QLinearKernel* kernel : all_qlinear_kernels()) {
     if (!kernel->available()) continue;
     const bool is_ref = std::string(kernel->name()) == "qlinear_u8_ref";

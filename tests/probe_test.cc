@@ -85,6 +85,11 @@ std::vector<std::unique_ptr<FaultyKernel>> faulty_kernels() {
       if (a.y_i32) a.y_i32[4 * a.y_stride] += 1; else a.y_u8[4 * a.y_stride] ^= 1;
     }
   }));
+  k.push_back(std::make_unique<FaultyKernel>("wrong_past_row_32", [](const PreparedWeights&, QLinearArgs& a, bool after) {
+    if (after && a.batch > 40) {  // the second 32-row block of the AMX kernel
+      if (a.y_i32) a.y_i32[40 * a.y_stride] += 1; else a.y_u8[40 * a.y_stride] ^= 1;
+    }
+  }));
   k.push_back(std::make_unique<FaultyKernel>("writes_into_padding", [](const PreparedWeights& w, QLinearArgs& a, bool after) {
     if (after && a.y_stride > w.rows && a.y_u8) a.y_u8[w.rows] = 0;
   }));

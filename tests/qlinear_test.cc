@@ -267,7 +267,7 @@ TEST_P(QLinearKernelTest, EveryBitWidthPair) {
   for (int wbits = 1; wbits <= 8; ++wbits)
     for (int abits = 1; abits <= 8; ++abits)
       for (auto [batch, K, N] : {std::tuple<int64_t, int64_t, int64_t>{1, 33, 17}, {5, 64, 16}, {7, 129, 31},
-                                 {2, 1, 1}, {10, 784, 64}, {4, 17, 65}, {3, 1000, 10}}) {
+                                 {2, 1, 1}, {10, 784, 64}, {4, 17, 65}, {3, 1000, 10}, {40, 130, 33}}) {
         for (int32_t acc_shift : kAccShifts) {
           Problem p;
           p.batch = batch, p.K = K, p.N = N, p.wbits = wbits, p.abits = abits, p.acc_shift = acc_shift;
@@ -313,6 +313,8 @@ TEST_P(QLinearKernelTest, ExtremeZeroPointsSaturatedInputsAndScales) {
             ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
             p.wbits = 8, p.abits = 8 - bits % 8;  // mixed widths, including 8x8
             ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+            p.batch = 35;  // past one 32-row AMX block (smaller batches take its VNNI path)
+            ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
           }
 }
 
@@ -352,14 +354,40 @@ TEST_P(QLinearKernelTest, LargeBatchUsesThreads) {
   }
 }
 
+// im2col rows of convolutions (K = C * 3 * 3) and batches around the AMX kernel's 32-row blocks and
+// 64-row chunks: blocks read straight from x (bytes past K, or the next row's, meeting zero weights),
+// tails copied, odd feature blocks, strides that end the readable rows early.
+TEST_P(QLinearKernelTest, ConvolutionShapesAroundRowBlocks) {
+  SCOPED_TRACE(seed_trace());
+  const int64_t batches[] = {31, 32, 33, 64, 65, 97, 130};
+  const int64_t depths[] = {27, 63, 64, 65, 144, 288};
+  const int64_t features[] = {16, 17, 32, 48, 64, 10};
+  int i = 0;
+  for (int64_t batch : batches)
+    for (int64_t K : depths) {
+      Problem p;
+      p.batch = batch, p.K = K, p.N = features[i % 6];
+      p.wbits = 1 + (i * 3) % 8, p.abits = 1 + (i * 5 + i / 8) % 8;
+      if (i % 4 == 0) p.wbits = p.abits = 8;
+      p.x_pad = i % 3 == 1 ? 5 : 0, p.y_pad = i % 2;
+      p.out_i32 = i % 3 == 2;
+      p.zero_points = static_cast<Problem::ZeroPoints>(i % 3);
+      p.acc_shift = kAccShifts[i % 4];
+      ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+      ++i;
+    }
+}
+
 // |acc| < 2^31 at K = kMaxInFeatures with every code at its maximum and zero zero points, and with
-// the most negative products: checked against an int64 sum, so a wrapped int32 would show.
+// the most negative products: checked against an int64 sum, so a wrapped int32 would show. Batch 1,
+// and 33 equal rows (past one 32-row AMX block).
 TEST_P(QLinearKernelTest, NoOverflowAtMaxInFeatures) {
   const int64_t K = kMaxInFeatures, N = 2;
-  for (int bits = 1; bits <= 8; ++bits) {
-    SCOPED_TRACE("bits=" + std::to_string(bits));
+  for (int bits = 1; bits <= 8; ++bits)
+    for (int64_t batch : {1, 33}) {
+    SCOPED_TRACE("bits=" + std::to_string(bits) + " batch=" + std::to_string(batch));
     const int32_t max_code = (1 << bits) - 1;
-    std::vector<uint8_t> x(K, static_cast<uint8_t>(max_code)), w(N * K);
+    std::vector<uint8_t> x(batch * K, static_cast<uint8_t>(max_code)), w(N * K);
     for (int64_t k = 0; k < K; ++k) w[k] = static_cast<uint8_t>(max_code), w[K + k] = 0;
     // Row 0: (max - 0) * (max - 0); row 1: (0 - max) * (max - 0).
     const int32_t w_zp[N] = {0, max_code}, bias[N] = {0, 0};
@@ -368,18 +396,19 @@ TEST_P(QLinearKernelTest, NoOverflowAtMaxInFeatures) {
     exact[0] = K * max_code * max_code;
     exact[1] = -K * max_code * max_code;
     QLinearArgs a;
-    a.batch = 1, a.x = x.data(), a.x_stride = K, a.x_zero_point = 0, a.bias = bias;
+    a.batch = batch, a.x = x.data(), a.x_stride = K, a.x_zero_point = 0, a.bias = bias;
     a.w_zero_point = w_zp, a.multiplier = mult, a.shift = shift, a.y_stride = N;
-    int32_t y[N];
-    a.y_i32 = y;
+    std::vector<int32_t> y(batch * N);
+    a.y_i32 = y.data();
     const auto prepared = kernel().prepare(pack_weights(w.data(), N, K, bits), bits);
     kernel().run(*prepared, a);
-    for (int n = 0; n < N; ++n) {
-      ASSERT_LT(std::abs(exact[n]), int64_t{1} << 31);
-      EXPECT_EQ(y[n], requantize(static_cast<int32_t>(exact[n]), mult[n], shift[n]));
-      EXPECT_NEAR(y[n], exact[n] / 256.0, 1.0);
+    for (int64_t m = 0; m < batch; ++m)
+      for (int n = 0; n < N; ++n) {
+        ASSERT_LT(std::abs(exact[n]), int64_t{1} << 31);
+        EXPECT_EQ(y[m * N + n], requantize(static_cast<int32_t>(exact[n]), mult[n], shift[n])) << "row " << m;
+        EXPECT_NEAR(y[m * N + n], exact[n] / 256.0, 1.0);
+      }
     }
-  }
 }
 
 // The bound build() relies on: with 2^s * K * (2^b - 1)^2 < 2^31 the shifted sum is exact, for the

@@ -35,7 +35,8 @@ nlohmann::json container_json(const std::string& path, const ContainerFacts& fac
 }
 
 nlohmann::json cpu_json() {
-  return {{"avx2", kernels::cpu_has_avx2()}, {"avx512vnni", kernels::cpu_has_avx512vnni()}};
+  return {{"avx2", kernels::cpu_has_avx2()}, {"avx512vnni", kernels::cpu_has_avx512vnni()},
+          {"amx", kernels::cpu_has_amx()}};
 }
 
 // Per layer of a float model: kind and, for Linear, shapes, parameters, bytes, MACs and ranges.
@@ -128,9 +129,10 @@ void print_quantized(const nlohmann::json& r) {
               shape_string(r["input_shape"].get<Shape>()).c_str(), r["num_classes"].get<long long>(),
               r["logit_scale"].get<double>());
   const auto& k = r["kernels"];
-  std::printf("kernels   first layer %s, then %s (this CPU: AVX2 %s, AVX-512 VNNI %s)\n",
+  std::printf("kernels   first layer %s, then %s (this CPU: AVX2 %s, AVX-512 VNNI %s, AMX-INT8 %s)\n",
               k["input"].get<std::string>().c_str(), k["layers"].get<std::string>().c_str(),
-              k["cpu"]["avx2"].get<bool>() ? "yes" : "no", k["cpu"]["avx512vnni"].get<bool>() ? "yes" : "no");
+              k["cpu"]["avx2"].get<bool>() ? "yes" : "no", k["cpu"]["avx512vnni"].get<bool>() ? "yes" : "no",
+              k["cpu"]["amx"].get<bool>() ? "yes" : "no");
   std::printf("metadata\n");
   print_metadata(r["metadata"]);
   std::printf("layers\n  %2s %-11s %-12s %4s %-12s %-19s %-7s %-11s %5s %5s %8s %9s\n", "#", "shape",

@@ -1,5 +1,8 @@
 // The one place that picks kernels: CPUID at run time, or LOWBIT_KERNEL / LOWBIT_PIXEL_KERNEL to force
 // one; either way a kernel runs only after the start-up probe (probe.h) passed on this CPU.
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -14,7 +17,7 @@ namespace lowbit::kernels {
 
 const std::vector<const QLinearKernel*>& all_qlinear_kernels() {
   static const std::vector<const QLinearKernel*> kernels = {
-      &qlinear_u8_ref(), &qlinear_u8_avx2(), &qlinear_u8_avx512vnni()};
+      &qlinear_u8_ref(), &qlinear_u8_avx2(), &qlinear_u8_avx512vnni(), &qlinear_u8_amx()};
   return kernels;
 }
 
@@ -22,14 +25,14 @@ namespace {
 
 const QLinearKernel& choose_kernel() {
   // Fastest first; each is probed against the reference before its first use (probe.h).
-  const std::vector<const QLinearKernel*> candidates = {&qlinear_u8_avx512vnni(), &qlinear_u8_avx2(),
-                                                        &qlinear_u8_ref()};
+  const std::vector<const QLinearKernel*> candidates = {&qlinear_u8_amx(), &qlinear_u8_avx512vnni(),
+                                                        &qlinear_u8_avx2(), &qlinear_u8_ref()};
   return choose_probed_kernel(candidates, "LOWBIT_KERNEL", std::getenv("LOWBIT_KERNEL"), "qlinear_u8_",
                               probe_qlinear, std::cerr);
 }
 
 const PixelLinearKernel& choose_pixel_kernel() {
-  const auto& all = all_pixel_linear_kernels();  // ref, avx2, avx512vnni, sparse_only_avx2, sparse_avx2
+  const auto& all = all_pixel_linear_kernels();  // ref, avx2, avx512vnni, amx, sparse_only_avx2, sparse_avx2
   const PixelLinearKernel& reference = *all.front();
   const char* forced = std::getenv("LOWBIT_PIXEL_KERNEL");
   if (forced && *forced) {
@@ -59,6 +62,24 @@ bool cpu_has_avx512vnni() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+bool cpu_has_amx() {
+  // Asked once per process (a thread-safe static): Linux keeps the 8 KiB tile data state off until
+  // a process requests it, and an AMX instruction before that raises SIGILL.
+  static const bool granted = [] {
+    __builtin_cpu_init();
+    if (!cpu_has_avx512vnni() || !__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-int8"))
+      return false;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    constexpr long kArchReqXcompPerm = 0x1023;  // ARCH_REQ_XCOMP_PERM (asm/prctl.h, Linux 5.16)
+    constexpr long kXfeatureXtiledata = 18;     // XFEATURE_XTILEDATA
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return granted;
 }
 
 const QLinearKernel& best_qlinear_kernel() {

@@ -287,7 +287,8 @@ const std::vector<const PixelLinearKernel*>& all_pixel_linear_kernels() {
   // The adaptive sparse kernel last: dispatch.cc picks it by default.
   static const std::vector<const PixelLinearKernel*> kernels = {
       &pixel_linear_mapped(qlinear_u8_ref()), &pixel_linear_mapped(qlinear_u8_avx2()),
-      &pixel_linear_mapped(qlinear_u8_avx512vnni()), &sparse_only, &sparse};
+      &pixel_linear_mapped(qlinear_u8_avx512vnni()), &pixel_linear_mapped(qlinear_u8_amx()), &sparse_only,
+      &sparse};
   return kernels;
 }
 
@@ -295,6 +296,8 @@ const PixelLinearKernel& pixel_linear_mapped(const QLinearKernel& qlinear) {
   static const MappedKernel ref(qlinear_u8_ref(), "pixel_linear_ref");
   static const MappedKernel avx2(qlinear_u8_avx2(), "pixel_linear_avx2");
   static const MappedKernel vnni(qlinear_u8_avx512vnni(), "pixel_linear_avx512vnni");
+  static const MappedKernel amx(qlinear_u8_amx(), "pixel_linear_amx");
+  if (&qlinear == &qlinear_u8_amx()) return amx;
   if (&qlinear == &qlinear_u8_avx512vnni()) return vnni;
   if (&qlinear == &qlinear_u8_avx2()) return avx2;
   if (&qlinear == &qlinear_u8_ref()) return ref;

@@ -48,7 +48,7 @@ class PixelLinearKernel {
 const std::vector<const PixelLinearKernel*>& all_pixel_linear_kernels();
 // The kernel that maps every pixel, then runs `qlinear` (one of all_qlinear_kernels()).
 const PixelLinearKernel& pixel_linear_mapped(const QLinearKernel& qlinear);
-// The one to use: LOWBIT_PIXEL_KERNEL ("ref", "avx2", "avx512vnni", "sparse_only_avx2",
+// The one to use: LOWBIT_PIXEL_KERNEL ("ref", "avx2", "avx512vnni", "amx", "sparse_only_avx2",
 // "sparse_avx2") if set;
 // otherwise the sparse kernel when AVX2 is there and best_qlinear_kernel() is not the reference
 // (LOWBIT_KERNEL=ref gives the reference everywhere), else map + best_qlinear_kernel().

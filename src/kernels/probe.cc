@@ -183,13 +183,15 @@ std::string compare(int index, const Case& c, Instance& in, const Kernel& kernel
 std::vector<Case> qlinear_cases() {
   std::vector<Case> cases;
   struct Shape { int64_t batch, K, N; };
-  static constexpr Shape kShapes[] = {{1, 33, 17}, {5, 64, 16}, {3, 129, 31}, {2, 1, 1}, {4, 17, 65}, {7, 40, 10}};
+  // The last shape is past one 32-row AMX block (smaller batches run on its VNNI fallback).
+  static constexpr Shape kShapes[] = {{1, 33, 17}, {5, 64, 16}, {3, 129, 31}, {2, 1, 1}, {4, 17, 65}, {7, 40, 10},
+                                      {33, 70, 20}};
   static constexpr int32_t kAccShifts[] = {0, 1, 7, 16, 24};
   int i = 0;
   for (int wbits = 1; wbits <= 8; ++wbits)
     for (int abits = 1; abits <= 8; ++abits, ++i) {
       Case c;
-      const Shape& s = kShapes[i % 6];
+      const Shape& s = kShapes[i % 7];
       c.batch = s.batch, c.K = s.K, c.N = s.N, c.wbits = wbits, c.abits = abits;
       c.x_pad = i % 3, c.y_pad = i % 2;
       c.zero_points = static_cast<ZeroPoints>(i % 3);
@@ -218,6 +220,16 @@ std::vector<Case> qlinear_cases() {
     Case c;
     c.batch = 1, c.K = kMaxInFeatures, c.N = 2, c.wbits = bits, c.abits = bits, c.out_i32 = true;
     c.zero_points = ZeroPoints::kZero, c.saturated = true;
+    cases.push_back(c);
+  }
+  // Past one 32-row AMX block (qlinear_amx.cc): a block read straight from x and a tail copied,
+  // three feature blocks (a pair and a single), K below, at and past the 64-byte k block. Under 64
+  // rows, so no OpenMP region at start-up.
+  for (int i = 0; i < 3; ++i) {
+    static constexpr int64_t kK[] = {27, 64, 130};
+    Case c;
+    c.batch = 63 - 15 * i, c.K = kK[i], c.N = 48 - 15 * i, c.wbits = 8 - 3 * i, c.abits = 8 - i;
+    c.x_pad = i, c.y_pad = 1 - i % 2, c.out_i32 = i == 1, c.acc_shift = 3 * i;
     cases.push_back(c);
   }
   return cases;

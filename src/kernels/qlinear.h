@@ -79,7 +79,7 @@ struct QLinearArgs {
 };
 
 // One implementation of the operation, named in XNNPACK style ("qlinear_u8_ref",
-// "qlinear_u8_avx2", "qlinear_u8_avx512vnni").
+// "qlinear_u8_avx2", "qlinear_u8_avx512vnni", "qlinear_u8_amx").
 class QLinearKernel {
  public:
   virtual ~QLinearKernel() = default;
@@ -93,7 +93,7 @@ class QLinearKernel {
 // Every kernel compiled in, reference first (for tests and benchmarks).
 const std::vector<const QLinearKernel*>& all_qlinear_kernels();
 // The kernel to use on this CPU: the fastest available, unless LOWBIT_KERNEL names one
-// ("ref", "avx2", "avx512vnni") — then that one, or an error if this CPU lacks it.
+// ("ref", "avx2", "avx512vnni", "amx") — then that one, or an error if this CPU lacks it.
 const QLinearKernel& best_qlinear_kernel();
 
 }  // namespace lowbit::kernels

@@ -8,6 +8,7 @@ namespace lowbit::kernels {
 const QLinearKernel& qlinear_u8_ref();
 const QLinearKernel& qlinear_u8_avx2();
 const QLinearKernel& qlinear_u8_avx512vnni();
+const QLinearKernel& qlinear_u8_amx();
 
 // Throws lowbit::Error when args cannot be run against w (null pointers, both or no outputs,
 // strides shorter than the row, out_min/out_max outside [0, 255]).
@@ -21,4 +22,7 @@ void check_prepare(const PackedWeights& packed, int act_bits);
 namespace lowbit::kernels {
 bool cpu_has_avx2();        // AVX2 + FMA + BMI2 (dispatch.cc)
 bool cpu_has_avx512vnni();  // AVX-512 F/BW/VL + VNNI (dispatch.cc)
+// AMX-TILE + AMX-INT8 + the above, and Linux granted this process the tile data state (asked once,
+// thread-safely, on the first call; dispatch.cc).
+bool cpu_has_amx();
 }  // namespace lowbit::kernels

@@ -1,5 +1,6 @@
-// qlinear_u8_avx2 and qlinear_u8_avx512vnni: blocked weight preparation and the tile loop that
-// drives their micro-kernels (qlinear_avx2.cc, qlinear_avx512vnni.cc). No ISA flags here.
+// qlinear_u8_avx2, qlinear_u8_avx512vnni and qlinear_u8_amx: blocked weight preparation and the loops
+// that drive their micro-kernels (qlinear_avx2.cc, qlinear_avx512vnni.cc, qlinear_amx.cc). No ISA
+// flags here.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -194,6 +195,86 @@ class Avx512VnniKernel final : public TiledKernel {
   }
 };
 
+// qlinear_u8_amx: kS8x4 weights with K padded to 64 (the B-tile layout), rows in blocks of 32, and
+// the VNNI kernel's own copy for the calls where it measured faster (docs/kernels.md, "AMX-INT8"):
+// fewer rows than one block (FC_NN's layers at batch 1: 2.5-10x faster on VNNI), and K = 16 or 32,
+// where padding K to 64 doubles or quadruples the tile work while VNNI packs rows with whole vectors
+// (32x10 and the 256x32x64 shortcut: 12-16 % faster on VNNI).
+struct AmxWeights final : PreparedWeights {
+  TiledWeights blocked;                  // kp a multiple of kAmxKBlock
+  std::unique_ptr<PreparedWeights> vnni; // qlinear_u8_avx512vnni's layout of the same weights
+  bool vnni_always = false;              // K is 16 or 32
+};
+
+class AmxKernel final : public QLinearKernel {
+ public:
+  const char* name() const override { return "qlinear_u8_amx"; }
+  bool available() const override { return cpu_has_amx(); }
+  std::unique_ptr<PreparedWeights> prepare(const PackedWeights& packed, int act_bits) const override {
+    check_prepare(packed, act_bits);
+    auto w = std::make_unique<AmxWeights>();
+    w->rows = packed.rows, w->cols = packed.cols, w->bits = packed.bits;
+    TiledWeights& t = w->blocked;
+    t.rows = packed.rows, t.cols = packed.cols, t.bits = packed.bits;
+    t.layout = WeightLayout::kS8x4;
+    // tdpbusd adds 4 products u8 x * s8 wc straight into int32 (modulo 2^32): exact for every width.
+    t.centre = 1 << (packed.bits - 1);
+    t.kp = round_up(std::max<int64_t>(packed.cols, 1), kAmxKBlock);
+    t.np = round_up(packed.rows, kTileCols);
+    block_weights(packed, t);
+    w->vnni = qlinear_u8_avx512vnni().prepare(packed, act_bits);
+    w->vnni_always = packed.cols == 16 || packed.cols == 32;
+    return w;
+  }
+
+  // x: [batch, x_stride], y: [batch, y_stride].
+  void run(const PreparedWeights& prepared, const QLinearArgs& a) const override {
+    check_qlinear_args(prepared, a);
+    if (a.batch == 0 || prepared.rows == 0) return;
+    const auto* amx = dynamic_cast<const AmxWeights*>(&prepared);
+    if (!amx) throw Error(std::string(name()) + ": weights were prepared by another kernel");
+    // Never an AMX instruction without the kernel's permission: it would kill the process (SIGILL).
+    if (!cpu_has_amx()) throw Error(std::string(name()) + ": this CPU or OS does not allow AMX");
+    if (a.batch < kAmxBlockRows || amx->vnni_always) return qlinear_u8_avx512vnni().run(*amx->vnni, a);
+    const TiledWeights& w = amx->blocked;
+    thread_local CallConstants call_constants;
+    fill_constants(w, a, call_constants);
+    // The calling thread's constants: inside the region `call_constants` would name each thread's own.
+    const CallConstants& constants = call_constants;
+    // As run_all: chunks of 64 rows handed out dynamically, none of it threaded below 64 rows.
+    constexpr int64_t kChunkRows = 2 * kAmxBlockRows;
+    const int64_t chunks = (a.batch + kChunkRows - 1) / kChunkRows;
+    if (a.batch < kMinParallelBatch || chunks < 2) {
+      run_rows(w, a, constants, 0, a.batch);
+      return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t chunk = 0; chunk < chunks; ++chunk)
+      run_rows(w, a, constants, chunk * kChunkRows, std::min(a.batch, (chunk + 1) * kChunkRows));
+  }
+
+ private:
+  static void run_rows(const TiledWeights& w, const QLinearArgs& a, const CallConstants& c, int64_t begin,
+                       int64_t end) {
+    thread_local std::vector<uint8_t> pack;
+    alignas(64) thread_local int32_t dots[kAmxBlockRows * 2 * kTileCols];
+    const size_t pack_bytes = static_cast<size_t>(kAmxBlockRows * w.kp);
+    if (pack.size() < pack_bytes) pack.resize(pack_bytes);  // grow only, as run_tiles
+    QLinearAmxRows r;
+    r.rows = end - begin;
+    r.x = a.x + begin * a.x_stride;
+    r.x_stride = a.x_stride;
+    r.k = w.cols;
+    r.x_readable = (a.batch - 1 - begin) * a.x_stride + w.cols;
+    r.pack = pack.data();
+    r.c = dots;
+    r.tile.kp = w.kp;
+    r.tile.w = w.w8.data();
+    set_output_stage(a, w.rows, c, begin, r.tile);
+    qlinear_rows_32x32c64__amx(r);
+  }
+};
+
 }  // namespace
 
 const QLinearKernel& qlinear_u8_avx2() {
@@ -203,6 +284,11 @@ const QLinearKernel& qlinear_u8_avx2() {
 
 const QLinearKernel& qlinear_u8_avx512vnni() {
   static const Avx512VnniKernel kernel;
+  return kernel;
+}
+
+const QLinearKernel& qlinear_u8_amx() {
+  static const AmxKernel kernel;
   return kernel;
 }
 

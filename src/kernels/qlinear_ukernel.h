@@ -64,9 +64,32 @@ void qlinear_ukernel_4x16c4__avx2_widen(const QLinearTile& tile);
 void qlinear_ukernel_4x16c8__avx2_u4(const QLinearTile& tile);
 // vpmaddwd on int16 weights and activations: exact for 8-bit x 8-bit.
 void qlinear_ukernel_4x16c2__avx2_s16(const QLinearTile& tile);
-// vpdpbusd on 256-bit registers: exact for every width.
+// vpdpbusd on 512-bit registers (one k-quad of 16 features a register): exact for every width.
 void qlinear_ukernel_4x16c4__avx512vnni(const QLinearTile& tile);
 
+
+// AMX-INT8 (qlinear_amx.cc): rows of x against weights in kS8x4 with kp a multiple of 64, which is
+// exactly the B-tile layout of tdpbusd: the 16 x 64-byte tile of feature block b and k block j is
+// the 1 KiB at w + (b * kp / 64 + j) * 1024. Blocks of 32 rows x 32 features accumulate in four C
+// tiles (two A tiles of 16 rows x 64 k, two B tiles); a last odd block of 16 features uses two.
+// A block of 32 rows whose every row may be read over [0, kp) is loaded straight from x (bytes past
+// K meet zero weights); other blocks are copied into `pack`, zero-padded. The int32 dot products go
+// through the C tiles to `c` and on to output_stage (qlinear_simd256.h), as in the other kernels.
+// Configures the tiles on entry and releases them on return; the caller has obtained the process's
+// permission to use AMX (cpu_has_amx()).
+inline constexpr int kAmxBlockRows = 32;
+inline constexpr int kAmxKBlock = 64;
+struct QLinearAmxRows {
+  int64_t rows = 0;                  // rows of x to run, from row 0
+  const uint8_t* x = nullptr;        // [rows][x_stride], first k used
+  int64_t x_stride = 0;
+  int64_t k = 0;                     // K
+  int64_t x_readable = 0;            // bytes from x on that may be read (at least (rows-1)*x_stride + k)
+  uint8_t* pack = nullptr;           // scratch [kAmxBlockRows][kp], 64-byte aligned
+  int32_t* c = nullptr;              // scratch [kAmxBlockRows][32], 64-byte aligned
+  QLinearTile tile;                  // kp, n, w and the output stage; y at row 0; mr, x, x_sum unused
+};
+void qlinear_rows_32x32c64__amx(const QLinearAmxRows& args);
 }  // namespace lowbit::kernels
 
 namespace lowbit::kernels {
