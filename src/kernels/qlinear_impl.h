@@ -8,6 +8,10 @@ namespace lowbit::kernels {
 const QLinearKernel& qlinear_u8_ref();
 const QLinearKernel& qlinear_u8_avx2();
 const QLinearKernel& qlinear_u8_avx512vnni();
+// Bit-serial, weights and activations of 1..4 bits only (qlinear_bitserial.h).
+const QLinearKernel& qlinear_u8_bitserial_popcnt();
+const QLinearKernel& qlinear_u8_bitserial_avx2();
+const QLinearKernel& qlinear_u8_bitserial_avx512vpopcnt();
 
 // Throws lowbit::Error when args cannot be run against w (null pointers, both or no outputs,
 // strides shorter than the row, out_min/out_max outside [0, 255]).
@@ -21,4 +25,6 @@ void check_prepare(const PackedWeights& packed, int act_bits);
 namespace lowbit::kernels {
 bool cpu_has_avx2();        // AVX2 + FMA + BMI2 (dispatch.cc)
 bool cpu_has_avx512vnni();  // AVX-512 F/BW/VL + VNNI (dispatch.cc)
+bool cpu_has_popcnt();      // POPCNT (dispatch.cc)
+bool cpu_has_avx512vpopcnt();  // AVX2 + AVX-512 F/BW/VL + VPOPCNTDQ (dispatch.cc)
 }  // namespace lowbit::kernels
