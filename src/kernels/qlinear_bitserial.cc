@@ -113,8 +113,10 @@ void run_rows_portable(const BitserialWeights& w, const QLinearArgs& a, const Ca
 }
 
 // SIMD: tiles [first, end) of kTileRows rows; each tile's activation planes serve every feature.
+using PackPlanes = void (*)(const uint8_t*, int64_t, int64_t, int64_t, int, int64_t, uint32_t*, int32_t*);
+
 void run_tiles_simd(const BitserialWeights& w, const QLinearArgs& a, const CallConstants& c, int64_t first,
-                    int64_t end) {
+                    int64_t end, PackPlanes pack) {
   thread_local std::vector<uint32_t> buffer;
   const size_t size = static_cast<size_t>(kTileRows * w.act_bits * w.kw);
   if (buffer.size() < size) buffer.resize(size);
@@ -126,7 +128,7 @@ void run_tiles_simd(const BitserialWeights& w, const QLinearArgs& a, const CallC
   for (int64_t i = first; i < end; ++i) {
     const int64_t m0 = i * kTileRows;
     const int64_t mr = std::min<int64_t>(kTileRows, a.batch - m0);
-    qlinear_pack_x_planes__avx2(a.x + m0 * a.x_stride, a.x_stride, mr, w.cols, w.act_bits, w.kw, buffer.data(), x_sum);
+    pack(a.x + m0 * a.x_stride, a.x_stride, mr, w.cols, w.act_bits, w.kw, buffer.data(), x_sum);
     set_output_stage(a, w.rows, c, m0, tile.out);
     tile.out.mr = mr;
     tile.out.x_sum = x_sum;
@@ -172,7 +174,8 @@ class BitserialKernel final : public QLinearKernel {
       if (isa_ == Isa::kPortable)
         run_rows_portable(w, a, c, begin, end);
       else
-        run_tiles_simd(w, a, c, begin / kTileRows, (end + kTileRows - 1) / kTileRows);
+        run_tiles_simd(w, a, c, begin / kTileRows, (end + kTileRows - 1) / kTileRows,
+                       isa_ == Isa::kAvx2 ? qlinear_pack_x_planes__avx2 : qlinear_pack_x_planes__avx512);
     };
     if (a.batch < kMinParallelBatch || chunks < 2) {
       for (int64_t chunk = 0; chunk < chunks; ++chunk) run_chunk(chunk);

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/qlinear_bitserial.h"
 #include "kernels/qlinear_simd256.h"
@@ -71,6 +72,36 @@ template <int B, int A>
 void entry(const BitserialTile& t) { tile_vpopcnt<B, A>(t); }
 
 }  // namespace
+
+void qlinear_pack_x_planes__avx512(const uint8_t* x, int64_t x_stride, int64_t mr, int64_t K, int act_bits,
+                                   int64_t kw, uint32_t* planes, int32_t* x_sum) {
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t m = 0; m < kTileRows; ++m) {
+    uint32_t* p = planes + m * act_bits * kw;
+    if (m >= mr) {
+      std::memset(p, 0, sizeof(uint32_t) * static_cast<size_t>(act_bits * kw));
+      x_sum[m] = 0;
+      continue;
+    }
+    const uint8_t* row = x + m * x_stride;
+    __m512i sum = zero;
+    for (int64_t w = 0; w < kw; w += 2) {  // 64 codes: two words of every plane
+      const int64_t rest = K - 32 * w;     // >= 1
+      // A masked load reads no byte past K (and faults on none).
+      const __mmask64 in_row = rest >= 64 ? ~__mmask64{0} : (__mmask64{1} << rest) - 1;
+      const __m512i v = _mm512_maskz_loadu_epi8(in_row, row + 32 * w);
+      sum = _mm512_add_epi64(sum, _mm512_sad_epu8(v, zero));
+      for (int i = 0; i < act_bits; ++i) {
+        const uint64_t bits = _mm512_test_epi8_mask(v, _mm512_set1_epi8(static_cast<char>(1 << i)));
+        p[i * kw + w] = static_cast<uint32_t>(bits);
+        if (w + 1 < kw) p[i * kw + w + 1] = static_cast<uint32_t>(bits >> 32);
+      }
+    }
+    alignas(64) int64_t lanes[8];  // not _mm512_reduce_add_epi64: see rows_dot
+    _mm512_store_si512(lanes, sum);
+    x_sum[m] = static_cast<int32_t>(lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7]);
+  }
+}
 
 BitserialUkernel qlinear_bitserial_ukernel_4x16__avx512vpopcnt(int bits, int act_bits) {
   static constexpr BitserialUkernel kTable[16] = {
