@@ -47,7 +47,7 @@ const QLinearKernel& choose_bitserial_kernel() {
 bool bitserial_faster(const QLinearKernel& bitserial, const QLinearKernel& general, int bits, int act_bits) {
   if (&general == &qlinear_u8_ref()) return true;
   const int pairs = bits * act_bits;
-  if (&bitserial == &qlinear_u8_bitserial_avx512vpopcnt()) return pairs <= 4;
+  if (&bitserial == &qlinear_u8_bitserial_avx512vpopcnt()) return pairs <= 2;  // W1A1, W1A2, W2A1
   if (&bitserial == &qlinear_u8_bitserial_avx2()) return pairs <= 2;
   return false;
 }
