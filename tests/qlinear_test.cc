@@ -165,6 +165,7 @@ struct Problem {
   bool saturated = false;        // every code at its maximum
   enum class Scale { kTypical, kExtreme } scale = Scale::kTypical;
   int32_t acc_shift = 0;
+  int code_step = 1;             // weight codes are multiples of this (2 with 2-bit: sign-binary {0, 2})
 };
 
 // The acc_shift values every kernel test covers: none, the smallest, odd, and the largest build() picks.
@@ -176,7 +177,7 @@ std::string describe(const Problem& p) {
          " x_pad=" + std::to_string(p.x_pad) + " y_pad=" + std::to_string(p.y_pad) +
          (p.out_i32 ? " i32" : " u8") + " zp=" + std::to_string(static_cast<int>(p.zero_points)) +
          (p.saturated ? " saturated" : "") + (p.scale == Problem::Scale::kExtreme ? " extreme-scale" : "") +
-         " acc_shift=" + std::to_string(p.acc_shift);
+         " acc_shift=" + std::to_string(p.acc_shift) + " code_step=" + std::to_string(p.code_step);
 }
 
 // Runs `kernel` and the reference on one random instance of `p`; expects identical outputs
@@ -196,7 +197,7 @@ void expect_matches_reference(const QLinearKernel& kernel, const Problem& p, std
   const int64_t x_stride = p.K + p.x_pad, y_stride = p.N + p.y_pad;
   std::vector<uint8_t> x(p.batch * x_stride), w(p.N * p.K);
   for (auto& v : x) v = static_cast<uint8_t>(p.saturated ? amax : uniform(0, amax));
-  for (auto& v : w) v = static_cast<uint8_t>(p.saturated ? wmax : uniform(0, wmax));
+  for (auto& v : w) v = static_cast<uint8_t>((p.saturated ? wmax : uniform(0, wmax)) / p.code_step * p.code_step);
   std::vector<int32_t> bias(p.N), w_zp(p.N), mult(p.N), shift(p.N);
   int32_t x_zp = 0;
   switch (p.zero_points) {
@@ -451,6 +452,24 @@ TEST_P(QLinearKernelTest, EveryLowBitPairAroundWordBoundaries) {
       p.acc_shift = kAccShifts[(wbits * abits) % 4];
       ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
     }
+}
+
+// Weight codes whose low bit planes are all zero (sign-binary weights run as 2-bit codes {0, 2};
+// the bit-serial kernels drop such planes and shift the dot product back).
+TEST_P(QLinearKernelTest, WeightsWithZeroLowPlanes) {
+  SCOPED_TRACE(seed_trace());
+  int i = 0;
+  for (int wbits = 2; wbits <= 4; ++wbits)
+    for (int step = 2; step < (1 << wbits); step *= 2)
+      for (int abits = 1; abits <= 4; ++abits)
+        for (auto [batch, K, N] : {std::tuple<int64_t, int64_t, int64_t>{5, 144, 16}, {3, 97, 33}, {1, 1, 1}}) {
+          Problem p;
+          p.batch = batch, p.K = K, p.N = N, p.wbits = wbits, p.abits = abits, p.code_step = step;
+          p.zero_points = static_cast<Problem::ZeroPoints>(i % 3);
+          p.out_i32 = i % 2 == 0, p.acc_shift = i % 5 == 0 ? 24 : kAccShifts[i % 4], p.saturated = i % 7 == 3;
+          ++i;
+          ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+        }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllKernels, QLinearKernelTest, ::testing::ValuesIn(all_qlinear_kernels()),

@@ -24,6 +24,9 @@ enum class Isa { kPortable, kAvx2, kAvx512Vpopcnt };
 
 struct BitserialWeights final : PreparedWeights {
   int act_bits = 1;
+  // Bit planes below `low` are zero in every code (sign-binary weights run as codes {0, 2}): the
+  // planes hold w >> low, bits - low of them, and the dot product is shifted back by `low`.
+  int low = 0;
   int64_t kw = 0;                 // words per plane: 32 k (SIMD) or 64 k (portable)
   int64_t np = 0;                 // N rounded up to kTileCols (SIMD), N (portable)
   std::vector<uint32_t> planes32; // SIMD: [np / 16][kw][bits][16] (qlinear_bitserial.h)
@@ -49,35 +52,39 @@ std::unique_ptr<BitserialWeights> make_planes(const char* name, const PackedWeig
   std::vector<uint8_t> codes(static_cast<size_t>(N * K));
   unpack_weights(packed, codes.data());
   w->w_sum.assign(static_cast<size_t>(N), 0);
+  unsigned any = 0;
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k) w->w_sum[n] += codes[n * K + k];
+    for (int64_t k = 0; k < K; ++k) w->w_sum[n] += codes[n * K + k], any |= codes[n * K + k];
+  while (w->low < B - 1 && !(any & (1u << w->low))) ++w->low;
+  for (uint8_t& c : codes) c = static_cast<uint8_t>(c >> w->low);
+  const int planes = B - w->low;
   if (isa == Isa::kPortable) {
     w->kw = (K + 63) / 64, w->np = N;
-    w->planes64.assign(static_cast<size_t>(N * B * w->kw), 0);
+    w->planes64.assign(static_cast<size_t>(N * planes * w->kw), 0);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t k = 0; k < K; ++k)
-        for (int j = 0; j < B; ++j)
-          w->planes64[(n * B + j) * w->kw + k / 64] |= static_cast<uint64_t>((codes[n * K + k] >> j) & 1) << (k % 64);
+        for (int j = 0; j < planes; ++j)
+          w->planes64[(n * planes + j) * w->kw + k / 64] |= static_cast<uint64_t>((codes[n * K + k] >> j) & 1) << (k % 64);
     return w;
   }
   w->kw = (K + 31) / 32, w->np = (N + kTileCols - 1) / kTileCols * kTileCols;
-  w->planes32.assign(static_cast<size_t>(w->np * w->kw * B), 0);
+  w->planes32.assign(static_cast<size_t>(w->np * w->kw * planes), 0);
   for (int64_t n = 0; n < N; ++n) {
     const int64_t block = n / kTileCols, lane = n % kTileCols;
     for (int64_t k = 0; k < K; ++k)
-      for (int j = 0; j < B; ++j)
-        w->planes32[((block * w->kw + k / 32) * B + j) * kTileCols + lane] |=
+      for (int j = 0; j < planes; ++j)
+        w->planes32[((block * w->kw + k / 32) * planes + j) * kTileCols + lane] |=
             static_cast<uint32_t>((codes[n * K + k] >> j) & 1) << (k % 32);
   }
-  w->ukernel = isa == Isa::kAvx2 ? qlinear_bitserial_ukernel_4x16__avx2(B, act_bits)
-                                 : qlinear_bitserial_ukernel_4x16__avx512vpopcnt(B, act_bits);
+  w->ukernel = isa == Isa::kAvx2 ? qlinear_bitserial_ukernel_4x16__avx2(planes, act_bits)
+                                 : qlinear_bitserial_ukernel_4x16__avx512vpopcnt(planes, act_bits);
   return w;
 }
 
 // Portable: one row's planes at a time, then every feature; the scalar output stage of requantize.h.
 void run_rows_portable(const BitserialWeights& w, const QLinearArgs& a, const CallConstants& c, int64_t begin,
                        int64_t end) {
-  const int A = w.act_bits, B = w.bits;
+  const int A = w.act_bits, B = w.bits - w.low;
   const int64_t kw = w.kw, K = w.cols;
   thread_local std::vector<uint64_t> xp;
   if (xp.size() < static_cast<size_t>(A * kw)) xp.resize(static_cast<size_t>(A * kw));
@@ -98,7 +105,7 @@ void run_rows_portable(const BitserialWeights& w, const QLinearArgs& a, const Ca
           uint32_t count = 0;
           for (int64_t k = 0; k < kw; ++k)
             count += static_cast<uint32_t>(__builtin_popcountll(wp[j * kw + k] & xp[i * kw + k]));
-          dot += count << (i + j);
+          dot += count << (i + j + w.low);
         }
       // As the micro-kernels' output stage (qlinear_ukernel.h), mod 2^32.
       const uint32_t acc = (dot << a.acc_shift) + static_cast<uint32_t>(c.col_const[n]) +
@@ -130,6 +137,7 @@ void run_tiles_simd(const BitserialWeights& w, const QLinearArgs& a, const CallC
     const int64_t mr = std::min<int64_t>(kTileRows, a.batch - m0);
     pack(a.x + m0 * a.x_stride, a.x_stride, mr, w.cols, w.act_bits, w.kw, buffer.data(), x_sum);
     set_output_stage(a, w.rows, c, m0, tile.out);
+    tile.out.acc_shift += w.low;  // (dot << low) << acc_shift, mod 2^32: at most 24 + 3 bits
     tile.out.mr = mr;
     tile.out.x_sum = x_sum;
     w.ukernel(tile);
@@ -158,7 +166,7 @@ class BitserialKernel final : public QLinearKernel {
     if (a.batch == 0 || prepared.rows == 0) return;
     const auto* planes = dynamic_cast<const BitserialWeights*>(&prepared);
     if (!planes || (isa_ == Isa::kPortable) != planes->planes32.empty() ||
-        (isa_ != Isa::kPortable && planes->ukernel != prepare_ukernel(planes->bits, planes->act_bits)))
+        (isa_ != Isa::kPortable && planes->ukernel != prepare_ukernel(planes->bits - planes->low, planes->act_bits)))
       throw Error(std::string(name_) + ": weights were prepared by another kernel");
     const BitserialWeights& w = *planes;
     thread_local CallConstants constants;

@@ -72,7 +72,9 @@ kernels::PackedWeights IntegerLinear::kernel_weights() const {
 }
 
 void IntegerLinear::prepare_kernel() {
-  kernel = &kernels::qlinear_kernel_for(kernel_weight_bits(), act_bits);
+  // Sign-binary codes {0, 2} cost one bit plane in the bit-serial kernels (they drop the zero low
+  // plane), so they are chosen for as 1-bit weights; whichever kernel comes back runs 2-bit codes.
+  kernel = &kernels::qlinear_kernel_for(sign_weights ? 1 : kernel_weight_bits(), act_bits);
   prepared = kernel->prepare(kernel_weights(), act_bits);
 }
 
