@@ -155,6 +155,7 @@ void register_all() {
     if (!kernel->available()) continue;
     const bool is_ref = std::string(kernel->name()) == "qlinear_u8_ref";
     for (int bits : {1, 2, 4, 8}) {
+      if (!kernel->supports(bits, bits)) continue;  // bit-serial kernels: 1..4 bits
       const std::string b = "/bits:" + std::to_string(bits);
       for (int64_t batch : {1, 10000}) {
         if (is_ref && batch > 1) continue;  // the reference is the spec, not a contender

@@ -2,6 +2,7 @@
 // kernel this CPU can run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -28,10 +29,15 @@ const PixelLinearKernel& pixel_reference() { return *all_pixel_linear_kernels().
 class FaultyKernel final : public QLinearKernel {
  public:
   using Fault = std::function<void(const PreparedWeights&, QLinearArgs&, bool after)>;
-  FaultyKernel(const char* name, Fault fault) : name_(name), fault_(std::move(fault)) {}
+  // max_bits 4: a kernel that serves only 1..4 bits (as the bit-serial ones) and refuses the rest.
+  FaultyKernel(const char* name, Fault fault, int max_bits = 8) : name_(name), fault_(std::move(fault)), max_bits_(max_bits) {}
   const char* name() const override { return name_; }
   bool available() const override { return true; }
+  bool supports(int bits, int act_bits) const override {
+    return bits >= 1 && bits <= max_bits_ && act_bits >= 1 && act_bits <= max_bits_;
+  }
   std::unique_ptr<PreparedWeights> prepare(const PackedWeights& w, int act_bits) const override {
+    if (!supports(w.bits, act_bits)) throw Error(std::string(name_) + ": not these widths");
     return reference().prepare(w, act_bits);
   }
   void run(const PreparedWeights& w, const QLinearArgs& args) const override {
@@ -44,6 +50,7 @@ class FaultyKernel final : public QLinearKernel {
  private:
   const char* name_;
   Fault fault_;
+  int max_bits_;
 };
 
 void first_output_plus_one(QLinearArgs& a) {
@@ -105,6 +112,44 @@ TEST(Probe, CatchesEveryInjectedFault) {
     const std::string mismatch = probe_qlinear(*kernel, reference());
     EXPECT_NE(mismatch, "");
     EXPECT_NE(mismatch.find("case "), std::string::npos) << mismatch;
+  }
+}
+
+// A kernel for 1..4 bits only is probed on the cases within its widths (it would refuse the others)
+// and still has every corner of its range checked.
+TEST(Probe, CatchesFaultsOfALowBitKernel) {
+  std::vector<std::unique_ptr<FaultyKernel>> kernels;
+  kernels.push_back(std::make_unique<FaultyKernel>("low_bit_clean", [](const PreparedWeights&, QLinearArgs&, bool) {}, 4));
+  for (int bits = 1; bits <= 4; ++bits)
+    for (int act_bits = 1; act_bits <= 4; ++act_bits)
+      kernels.push_back(std::make_unique<FaultyKernel>("wrong_at_one_pair", [bits, act_bits](const PreparedWeights& w, QLinearArgs& a, bool after) {
+        // act_bits is not in the args: recognise the pair by the largest input code.
+        int largest = 0;
+        for (int64_t k = 0; k < w.cols && a.batch > 0; ++k) largest = std::max<int>(largest, a.x[k]);
+        if (after && a.batch > 0 && w.bits == bits && largest < (1 << act_bits) && largest >= (1 << (act_bits - 1)))
+          first_output_plus_one(a);
+      }, 4));
+  kernels.push_back(std::make_unique<FaultyKernel>("low_bit_drops_large_acc_shift", [](const PreparedWeights&, QLinearArgs& a, bool after) {
+    if (!after && a.acc_shift > 16) a.acc_shift = 16;
+  }, 4));
+  kernels.push_back(std::make_unique<FaultyKernel>("low_bit_no_int32_saturation", [](const PreparedWeights& w, QLinearArgs& a, bool after) {
+    if (!after || !a.y_i32) return;
+    for (int64_t m = 0; m < a.batch; ++m)
+      for (int64_t n = 0; n < w.rows; ++n)
+        if (a.y_i32[m * a.y_stride + n] == std::numeric_limits<int32_t>::max()) a.y_i32[m * a.y_stride + n] = 0;
+  }, 4));
+  kernels.push_back(std::make_unique<FaultyKernel>("low_bit_wraps_at_deepest_k", [](const PreparedWeights& w, QLinearArgs& a, bool after) {
+    if (after && w.cols == kMaxInFeatures && w.bits > 1 && a.y_i32) a.y_i32[0] = -a.y_i32[0];
+  }, 4));
+  kernels.push_back(std::make_unique<FaultyKernel>("low_bit_wrong_in_threaded_batch", [](const PreparedWeights&, QLinearArgs& a, bool after) {
+    if (after && a.batch > 100) first_output_plus_one(a);
+  }, 4));
+  EXPECT_EQ(probe_qlinear(*kernels.front(), reference()), "");
+  for (size_t i = 1; i < kernels.size(); ++i) {
+    SCOPED_TRACE(std::string(kernels[i]->name()) + " #" + std::to_string(i));
+    const std::string mismatch = probe_qlinear(*kernels[i], reference());
+    EXPECT_NE(mismatch.find("case "), std::string::npos) << mismatch;
+    EXPECT_EQ(mismatch.find("refused"), std::string::npos) << mismatch;
   }
 }
 

@@ -165,6 +165,7 @@ struct Problem {
   bool saturated = false;        // every code at its maximum
   enum class Scale { kTypical, kExtreme } scale = Scale::kTypical;
   int32_t acc_shift = 0;
+  int code_step = 1;             // weight codes are multiples of this (2 with 2-bit: sign-binary {0, 2})
 };
 
 // The acc_shift values every kernel test covers: none, the smallest, odd, and the largest build() picks.
@@ -176,13 +177,19 @@ std::string describe(const Problem& p) {
          " x_pad=" + std::to_string(p.x_pad) + " y_pad=" + std::to_string(p.y_pad) +
          (p.out_i32 ? " i32" : " u8") + " zp=" + std::to_string(static_cast<int>(p.zero_points)) +
          (p.saturated ? " saturated" : "") + (p.scale == Problem::Scale::kExtreme ? " extreme-scale" : "") +
-         " acc_shift=" + std::to_string(p.acc_shift);
+         " acc_shift=" + std::to_string(p.acc_shift) + " code_step=" + std::to_string(p.code_step);
 }
 
 // Runs `kernel` and the reference on one random instance of `p`; expects identical outputs
 // (including the padding of y, which neither may touch).
+// A kernel that does not serve the problem's widths (the bit-serial ones: 1..4 bits) must refuse it.
 void expect_matches_reference(const QLinearKernel& kernel, const Problem& p, std::mt19937_64& rng) {
   SCOPED_TRACE(describe(p));
+  if (!kernel.supports(p.wbits, p.abits)) {
+    const std::vector<uint8_t> zeros(static_cast<size_t>(p.N * p.K), 0);
+    EXPECT_THROW(kernel.prepare(pack_weights(zeros.data(), p.N, p.K, p.wbits), p.abits), Error);
+    return;
+  }
   const int wmax = (1 << p.wbits) - 1, amax = (1 << p.abits) - 1;
   auto uniform = [&rng](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
@@ -190,7 +197,7 @@ void expect_matches_reference(const QLinearKernel& kernel, const Problem& p, std
   const int64_t x_stride = p.K + p.x_pad, y_stride = p.N + p.y_pad;
   std::vector<uint8_t> x(p.batch * x_stride), w(p.N * p.K);
   for (auto& v : x) v = static_cast<uint8_t>(p.saturated ? amax : uniform(0, amax));
-  for (auto& v : w) v = static_cast<uint8_t>(p.saturated ? wmax : uniform(0, wmax));
+  for (auto& v : w) v = static_cast<uint8_t>((p.saturated ? wmax : uniform(0, wmax)) / p.code_step * p.code_step);
   std::vector<int32_t> bias(p.N), w_zp(p.N), mult(p.N), shift(p.N);
   int32_t x_zp = 0;
   switch (p.zero_points) {
@@ -385,6 +392,7 @@ TEST_P(QLinearKernelTest, NoOverflowAtMaxInFeatures) {
   const int64_t K = kMaxInFeatures, N = 2;
   for (int bits = 1; bits <= 8; ++bits)
     for (int64_t batch : {1, 33}) {
+    if (!kernel().supports(bits, bits)) continue;  // refusing is tested with the reference comparisons
     SCOPED_TRACE("bits=" + std::to_string(bits) + " batch=" + std::to_string(batch));
     const int32_t max_code = (1 << bits) - 1;
     std::vector<uint8_t> x(batch * K, static_cast<uint8_t>(max_code)), w(N * K);
@@ -416,6 +424,7 @@ TEST_P(QLinearKernelTest, NoOverflowAtMaxInFeatures) {
 TEST_P(QLinearKernelTest, NoOverflowAtLargestAccShift) {
   const int64_t K = 784, N = 2;
   for (int bits = 1; bits <= 8; ++bits) {
+    if (!kernel().supports(bits, bits)) continue;
     const int32_t max_code = (1 << bits) - 1;
     const int64_t sum_bound = K * max_code * max_code;
     int32_t acc_shift = 0;
@@ -440,6 +449,56 @@ TEST_P(QLinearKernelTest, NoOverflowAtLargestAccShift) {
       EXPECT_NEAR(y[n], exact[n] / 256.0, 1.0);
     }
   }
+}
+
+// The bit-serial kernels' whole range, 1..4 x 1..4 bits, on K around their 32- and 64-bit words,
+// resnet20's convolution depths (144, 288, 576), N around the 16-feature block and batches around
+// the 4-row tile; every zero-point kind, both outputs, every acc_shift. Run for every kernel.
+TEST_P(QLinearKernelTest, EveryLowBitPairAroundWordBoundaries) {
+  SCOPED_TRACE(seed_trace());
+  const int64_t depths[] = {1, 2, 7, 31, 32, 33, 63, 64, 65, 95, 96, 97, 127, 128, 129, 144, 288, 576, 1000, 4099};
+  const int64_t widths[] = {1, 3, 15, 16, 17, 31, 33, 64, 65};
+  const int64_t batches[] = {1, 2, 3, 4, 5, 7, 8, 9};
+  int i = 0;
+  for (int wbits = 1; wbits <= 4; ++wbits)
+    for (int abits = 1; abits <= 4; ++abits)
+      for (int64_t K : depths)
+        for (bool out_i32 : {false, true}) {
+          Problem p;
+          p.K = K, p.N = widths[i % 9], p.batch = batches[(i / 3) % 8], p.wbits = wbits, p.abits = abits;
+          p.zero_points = static_cast<Problem::ZeroPoints>(i % 3);
+          p.saturated = i % 11 == 5;
+          p.scale = i % 4 == 1 ? Problem::Scale::kExtreme : Problem::Scale::kTypical;
+          p.x_pad = i % 5, p.y_pad = i % 2, p.out_i32 = out_i32;
+          p.acc_shift = kAccShifts[(i / 2) % 4];
+          ++i;
+          ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+        }
+  for (int wbits = 1; wbits <= 4; ++wbits)  // a threaded batch of resnet20's first convolution
+    for (int abits = 1; abits <= 4; ++abits) {
+      Problem p;
+      p.batch = 203, p.K = 144, p.N = 16, p.wbits = wbits, p.abits = abits, p.out_i32 = (wbits + abits) % 2 == 0;
+      p.acc_shift = kAccShifts[(wbits * abits) % 4];
+      ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+    }
+}
+
+// Weight codes whose low bit planes are all zero (sign-binary weights run as 2-bit codes {0, 2};
+// the bit-serial kernels drop such planes and shift the dot product back).
+TEST_P(QLinearKernelTest, WeightsWithZeroLowPlanes) {
+  SCOPED_TRACE(seed_trace());
+  int i = 0;
+  for (int wbits = 2; wbits <= 4; ++wbits)
+    for (int step = 2; step < (1 << wbits); step *= 2)
+      for (int abits = 1; abits <= 4; ++abits)
+        for (auto [batch, K, N] : {std::tuple<int64_t, int64_t, int64_t>{5, 144, 16}, {3, 97, 33}, {1, 1, 1}}) {
+          Problem p;
+          p.batch = batch, p.K = K, p.N = N, p.wbits = wbits, p.abits = abits, p.code_step = step;
+          p.zero_points = static_cast<Problem::ZeroPoints>(i % 3);
+          p.out_i32 = i % 2 == 0, p.acc_shift = i % 5 == 0 ? 24 : kAccShifts[i % 4], p.saturated = i % 7 == 3;
+          ++i;
+          ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+        }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllKernels, QLinearKernelTest, ::testing::ValuesIn(all_qlinear_kernels()),
@@ -515,6 +574,32 @@ TEST(QLinearDispatch, BestKernelHonoursLowbitKernel) {
   } else {  // unknown name, or an ISA this CPU lacks: a one-line lowbit::Error
     EXPECT_THROW(best_qlinear_kernel(), Error);
   }
+}
+
+// Per-layer choice: a kernel that runs the pair, on this CPU, that passed the probe. Forced, it is the
+// forced kernel, or a lowbit::Error for a pair that kernel cannot run.
+TEST(QLinearDispatch, KernelForEveryPairRunsIt) {
+  const char* forced = std::getenv("LOWBIT_KERNEL");
+  if (forced && *forced) {
+    bool runnable = false;
+    for (const QLinearKernel* kernel : all_qlinear_kernels())
+      runnable = runnable || (kernel->name() == std::string("qlinear_u8_") + forced && kernel->available());
+    if (!runnable) GTEST_SKIP() << "LOWBIT_KERNEL=" << forced << " is not runnable here";
+  }
+  for (int bits = 1; bits <= 8; ++bits)
+    for (int act_bits = 1; act_bits <= 8; ++act_bits) {
+      SCOPED_TRACE("bits=" + std::to_string(bits) + " act_bits=" + std::to_string(act_bits));
+      if (forced && *forced && !best_qlinear_kernel().supports(bits, act_bits)) {
+        EXPECT_THROW(qlinear_kernel_for(bits, act_bits), Error);
+        continue;
+      }
+      const QLinearKernel& kernel = qlinear_kernel_for(bits, act_bits);
+      EXPECT_TRUE(kernel.available());
+      EXPECT_TRUE(kernel.supports(bits, act_bits));
+      if ((forced && *forced) || bits > 4 || act_bits > 4) {
+        EXPECT_EQ(&kernel, &best_qlinear_kernel());
+      }
+    }
 }
 
 TEST(QLinearArgsCheck, RejectsBadArguments) {

@@ -17,18 +17,48 @@ namespace lowbit::kernels {
 
 const std::vector<const QLinearKernel*>& all_qlinear_kernels() {
   static const std::vector<const QLinearKernel*> kernels = {
-      &qlinear_u8_ref(), &qlinear_u8_avx2(), &qlinear_u8_avx512vnni(), &qlinear_u8_amx()};
+      &qlinear_u8_ref(),           &qlinear_u8_avx2(),           &qlinear_u8_avx512vnni(),
+      &qlinear_u8_amx(),           &qlinear_u8_bitserial_popcnt(), &qlinear_u8_bitserial_avx2(),
+      &qlinear_u8_bitserial_avx512vpopcnt()};
   return kernels;
 }
 
 namespace {
 
 const QLinearKernel& choose_kernel() {
-  // Fastest first; each is probed against the reference before its first use (probe.h).
-  const std::vector<const QLinearKernel*> candidates = {&qlinear_u8_amx(), &qlinear_u8_avx512vnni(),
-                                                        &qlinear_u8_avx2(), &qlinear_u8_ref()};
-  return choose_probed_kernel(candidates, "LOWBIT_KERNEL", std::getenv("LOWBIT_KERNEL"), "qlinear_u8_",
-                              probe_qlinear, std::cerr);
+  // Fastest first; each is probed against the reference before its first use (probe.h). The
+  // bit-serial kernels run only 1..4-bit layers: LOWBIT_KERNEL may name one, CPUID never picks one
+  // for every layer (qlinear_kernel_for picks them per layer).
+  const char* forced = std::getenv("LOWBIT_KERNEL");
+  std::vector<const QLinearKernel*> candidates = {&qlinear_u8_amx(), &qlinear_u8_avx512vnni(), &qlinear_u8_avx2(),
+                                                  &qlinear_u8_ref()};
+  if (forced && *forced)
+    candidates.insert(candidates.begin(), {&qlinear_u8_bitserial_avx512vpopcnt(), &qlinear_u8_bitserial_avx2(),
+                                           &qlinear_u8_bitserial_popcnt()});
+  return choose_probed_kernel(candidates, "LOWBIT_KERNEL", forced, "qlinear_u8_", probe_qlinear, std::cerr);
+}
+
+// The bit-serial kernel of this CPU, probed once over every pair it serves; the reference if none passes.
+const QLinearKernel& choose_bitserial_kernel() {
+  const std::vector<const QLinearKernel*> candidates = {
+      &qlinear_u8_bitserial_avx512vpopcnt(), &qlinear_u8_bitserial_avx2(), &qlinear_u8_bitserial_popcnt(),
+      &qlinear_u8_ref()};
+  return choose_probed_kernel(candidates, "LOWBIT_KERNEL", nullptr, "qlinear_u8_", probe_qlinear, std::cerr);
+}
+
+// Where `bitserial` measured faster than `general` on resnet20's convolution shapes
+// (bench_qlinear_bitserial, docs/kernels.md "Bit-serial kernels"): its cost grows with
+// bits * act_bits plane pairs, the general kernels' does not.
+bool bitserial_faster(const QLinearKernel& bitserial, const QLinearKernel& general, int bits, int act_bits) {
+  if (&general == &qlinear_u8_ref()) return true;
+  const int pairs = bits * act_bits;
+  // AMX runs every width at the int8 rate: 1.0-3.9x the VNNI kernel on these shapes, more than the
+  // bit-serial kernel's 1.1-1.5x at W1A1 (docs/kernels.md), so it keeps every layer.
+  if (&general == &qlinear_u8_amx()) return false;
+  if (&bitserial == &qlinear_u8_bitserial_avx512vpopcnt()) return pairs <= 2;  // W1A1, W1A2, W2A1
+  // qlinear_u8_bitserial_avx2 measured slower than qlinear_u8_avx2 at every pair: forced only.
+  if (&bitserial == &qlinear_u8_bitserial_avx2()) return false;
+  return false;
 }
 
 const PixelLinearKernel& choose_pixel_kernel() {
@@ -82,11 +112,41 @@ bool cpu_has_amx() {
   return granted;
 }
 
+bool cpu_has_popcnt() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("popcnt");
+}
+
+bool cpu_has_avx512vpopcnt() {
+  __builtin_cpu_init();
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
+}
+
 const QLinearKernel& best_qlinear_kernel() {
   // Chosen once, thread-safely; a bad LOWBIT_KERNEL throws, and throws again on the next call
   // (a static whose initializer throws stays uninitialized).
   static const QLinearKernel& chosen = choose_kernel();
   return chosen;
+}
+
+const QLinearKernel& qlinear_kernel_for(int bits, int act_bits) {
+  const QLinearKernel& best = best_qlinear_kernel();
+  const char* forced = std::getenv("LOWBIT_KERNEL");
+  if (forced && *forced) {
+    // Forcing is for measuring and debugging one kernel: running another on the layers it cannot
+    // take would make the figures lie, so it is refused.
+    if (!best.supports(bits, act_bits))
+      throw Error(std::string("LOWBIT_KERNEL=") + forced + ": " + best.name() + " cannot run a layer of " +
+                  std::to_string(bits) + "-bit weights and " + std::to_string(act_bits) +
+                  "-bit activations (it runs 1..4 bits of each); unset LOWBIT_KERNEL to choose per layer");
+    return best;
+  }
+  static const QLinearKernel& bitserial = choose_bitserial_kernel();
+  if (&bitserial != &qlinear_u8_ref() && bitserial.supports(bits, act_bits) &&
+      bitserial_faster(bitserial, best, bits, act_bits))
+    return bitserial;
+  return best;
 }
 
 const PixelLinearKernel& best_pixel_linear_kernel() {

@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/requantize.h"
@@ -232,6 +233,26 @@ std::vector<Case> qlinear_cases() {
     c.x_pad = i, c.y_pad = 1 - i % 2, c.out_i32 = i == 1, c.acc_shift = 3 * i;
     cases.push_back(c);
   }
+  // Within the bit-serial kernels' 1..4 x 1..4 bits: requantize corners, the deepest K at 4 x 4
+  // bits, and a threaded batch of resnet20's first convolution shape.
+  for (auto [wbits, abits] : {std::pair{1, 4}, {4, 4}, {3, 2}})
+    for (bool out_i32 : {false, true}) {
+      Case c;
+      c.batch = 5, c.K = 97, c.N = 33, c.wbits = wbits, c.abits = abits, c.out_i32 = out_i32;
+      c.scale = Scale::kEdges, c.saturated = out_i32, c.acc_shift = out_i32 ? 24 : 5, c.x_pad = 3, c.y_pad = 1;
+      cases.push_back(c);
+    }
+  {
+    Case c;
+    c.batch = 1, c.K = kMaxInFeatures, c.N = 17, c.wbits = 4, c.abits = 4, c.out_i32 = true;
+    c.zero_points = ZeroPoints::kMax, c.saturated = true;
+    cases.push_back(c);
+  }
+  {
+    Case c;
+    c.batch = 131, c.K = 144, c.N = 16, c.wbits = 2, c.abits = 2, c.acc_shift = 3;
+    cases.push_back(c);
+  }
   return cases;
 }
 
@@ -276,12 +297,15 @@ std::vector<Case> pixel_cases() {
 }
 
 // Every case in turn, each from the same seeded stream, so a mismatch names a case that replays.
-template <typename Kernel, typename Prepare>
+// Cases the kernel does not serve (serves(case) false) are drawn but not run, so the stream and the
+// case numbers are the same for every kernel.
+template <typename Kernel, typename Prepare, typename Serves>
 std::string probe_cases(const std::vector<Case>& cases, const Kernel& kernel, const Kernel& reference,
-                        Prepare prepare) {
+                        Prepare prepare, Serves serves) {
   Random r(20261201);
   for (size_t i = 0; i < cases.size(); ++i) {
     Instance in = make_instance(cases[i], r);
+    if (!serves(cases[i])) continue;
     std::string mismatch = compare(static_cast<int>(i), cases[i], in, kernel, reference, prepare);
     if (!mismatch.empty()) return mismatch;
   }
@@ -292,13 +316,14 @@ std::string probe_cases(const std::vector<Case>& cases, const Kernel& kernel, co
 
 std::string probe_qlinear(const QLinearKernel& kernel, const QLinearKernel& reference) {
   return probe_cases(qlinear_cases(), kernel, reference,
-                     [](const QLinearKernel& k, const Instance& in) { return k.prepare(in.packed, in.abits); });
+                     [](const QLinearKernel& k, const Instance& in) { return k.prepare(in.packed, in.abits); },
+                     [&kernel](const Case& c) { return kernel.supports(c.wbits, c.abits); });
 }
 
 std::string probe_pixel_linear(const PixelLinearKernel& kernel, const PixelLinearKernel& reference) {
   return probe_cases(pixel_cases(), kernel, reference, [](const PixelLinearKernel& k, const Instance& in) {
     return k.prepare(in.packed, in.abits, in.table);
-  });
+  }, [](const Case&) { return true; });
 }
 
 }  // namespace lowbit::kernels

@@ -85,6 +85,11 @@ class QLinearKernel {
   virtual ~QLinearKernel() = default;
   virtual const char* name() const = 0;
   virtual bool available() const = 0;  // this CPU can run it
+  // It runs weights of `bits` with activations of `act_bits` (prepare() refuses the others).
+  // General kernels run every pair in 1..8; the bit-serial ones only 1..4 x 1..4.
+  virtual bool supports(int bits, int act_bits) const {
+    return bits >= 1 && bits <= 8 && act_bits >= 1 && act_bits <= 8;
+  }
   // Builds the kernel's own layout from packed weights, once, at load time.
   virtual std::unique_ptr<PreparedWeights> prepare(const PackedWeights& w, int act_bits) const = 0;
   virtual void run(const PreparedWeights& w, const QLinearArgs& args) const = 0;
@@ -95,5 +100,10 @@ const std::vector<const QLinearKernel*>& all_qlinear_kernels();
 // The kernel to use on this CPU: the fastest available, unless LOWBIT_KERNEL names one
 // ("ref", "avx2", "avx512vnni", "amx") — then that one, or an error if this CPU lacks it.
 const QLinearKernel& best_qlinear_kernel();
+// The kernel for one layer of `bits`-bit weights and `act_bits`-bit activations: a bit-serial kernel
+// where it measured faster than best_qlinear_kernel() for that pair (docs/kernels.md, "Bit-serial
+// kernels"), else best_qlinear_kernel(); each is probed before its first use. With LOWBIT_KERNEL set,
+// the forced kernel for every layer, or lowbit::Error naming the pair when it cannot run it.
+const QLinearKernel& qlinear_kernel_for(int bits, int act_bits);
 
 }  // namespace lowbit::kernels

@@ -28,6 +28,8 @@ struct IntegerLinear {
   float input_scale = 1.0f, output_scale = 1.0f;
   std::vector<float> weight_scale;    // [out]
   std::unique_ptr<kernels::PreparedWeights> prepared;
+  // The kernel that prepared `prepared` and runs the layer: kernels::qlinear_kernel_for its widths.
+  const kernels::QLinearKernel* kernel = nullptr;
   // First layer only: the pixel kernel's layout (kernels/pixel_linear.h), which maps raw pixels to
   // input codes itself.
   std::unique_ptr<kernels::PreparedWeights> pixel_prepared;
@@ -36,7 +38,7 @@ struct IntegerLinear {
   int kernel_weight_bits() const { return sign_weights ? 2 : weights.bits; }
   // The weights as the kernels take them: `weights`, or sign-binary codes expanded to 2 bits.
   kernels::PackedWeights kernel_weights() const;
-  // Builds `prepared` from kernel_weights() for the chosen qlinear kernel.
+  // Picks `kernel` for (kernel_weight_bits(), act_bits) and builds `prepared` from kernel_weights().
   void prepare_kernel();
   // Runs the layer on `batch` rows: x [batch, x_stride] codes -> y [batch, y_stride].
   void run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8_t* y_codes, int32_t* y_logits,

@@ -52,8 +52,7 @@ kernels::QLinearArgs linear_args(const IntegerLinear& layer, const uint8_t* x, i
 
 void IntegerLinear::run(const uint8_t* x, int64_t x_stride, int64_t batch, uint8_t* y_codes,
                         int32_t* y_logits, int64_t y_stride) const {
-  kernels::best_qlinear_kernel().run(*prepared,
-                                     linear_args(*this, x, x_stride, batch, y_codes, y_logits, y_stride));
+  kernel->run(*prepared, linear_args(*this, x, x_stride, batch, y_codes, y_logits, y_stride));
 }
 
 void IntegerLinear::run_pixels(const uint8_t* pixels, int64_t x_stride, int64_t batch, uint8_t* y_codes,
@@ -73,7 +72,10 @@ kernels::PackedWeights IntegerLinear::kernel_weights() const {
 }
 
 void IntegerLinear::prepare_kernel() {
-  prepared = kernels::best_qlinear_kernel().prepare(kernel_weights(), act_bits);
+  // Sign-binary codes {0, 2} cost one bit plane in the bit-serial kernels (they drop the zero low
+  // plane), so they are chosen for as 1-bit weights; whichever kernel comes back runs 2-bit codes.
+  kernel = &kernels::qlinear_kernel_for(sign_weights ? 1 : kernel_weight_bits(), act_bits);
+  prepared = kernel->prepare(kernel_weights(), act_bits);
 }
 
 QuantizedModel::QuantizedModel() = default;
