@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -264,6 +265,7 @@ TEST(CnnEngine, SameLogitsOnOneAndTwoThreadsAndAfterASaveAndLoad) {
 // padding and strides at the bands' edges): the same logits as whole images on one thread.
 TEST(CnnEngine, SmallBatchesSplitAcrossThreadsGiveTheSameLogits) {
   const Trained& t = trained();
+  setenv("LOWBIT_GRAPH_SPLIT", "1", 1);
   for (const char* method : {"minmax", "mse_pc"}) {
     const QuantizedModel q =
         QuantizedModel::build(t.model, plan_quantization(t.model, t.calibration, preset_options(method, 8, 4)));
@@ -280,6 +282,7 @@ TEST(CnnEngine, SmallBatchesSplitAcrossThreadsGiveTheSameLogits) {
               << method << ", " << threads << " threads, images " << first << ".." << first + batch - 1;
         }
   }
+  unsetenv("LOWBIT_GRAPH_SPLIT");
   omp_set_num_threads(2);
 }
 

@@ -49,13 +49,12 @@ std::pair<int64_t, int64_t> window_output(const kernels::Window& w, const kernel
 }
 
 // A 1x1, stride-1, unpadded conv (or a linear) reads its input codes as they are: no im2col.
-// LOWBIT_GRAPH_SPLIT=0 keeps a small batch on the calling thread (for comparing; see docs).
+// LOWBIT_GRAPH_SPLIT=1 splits a batch of one chunk across the threads (GraphRun::nodes_in_bands).
+// Off by default: on the shared 2-vCPU machine each node's barrier cost more than the split gained
+// (docs/quantization.md, "Where the time goes"). Read on every call, so a test can turn it on.
 bool split_small_batches() {
-  static const bool split = [] {
-    const char* v = std::getenv("LOWBIT_GRAPH_SPLIT");
-    return !(v && std::string(v) == "0");
-  }();
-  return split;
+  const char* v = std::getenv("LOWBIT_GRAPH_SPLIT");
+  return v && std::string(v) == "1";
 }
 
 bool reads_codes_directly(const IntegerNode& n) {
@@ -412,7 +411,7 @@ void QuantizedModel::graph_logits(const uint8_t* pixels, int64_t batch, int32_t*
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (batch <= kGraphChunk && threads > 1 && split_small_batches()) {
     // One chunk: rather than leave the other threads idle outside the GEMM, split each node's
-    // output rows among them.
+    // output rows among them (when asked).
     const GraphRun run(*this, pixels, 0, batch, logits, seconds, steps, step_of, im2col_step_of);
     {
       StepTimer timer(seconds, steps);
