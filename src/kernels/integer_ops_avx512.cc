@@ -2,6 +2,12 @@
 // 16-lane requantization for add and average pooling, 64-byte max and ReLU, masked tails instead of
 // scalar ones. Compiled with -mavx512f -mavx512bw -mavx512vl; everything here except the exported
 // functions has internal linkage.
+// GCC 12 warns that the intrinsics' own "undefined" source vectors (_mm512_undefined_epi32 inside
+// e.g. _mm512_cvtepu16_epi32) may be used uninitialized: a false positive of its headers.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include "kernels/integer_ops_simd.h"
 #include "kernels/integer_ops_simd256.h"
 
