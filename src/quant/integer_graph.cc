@@ -266,13 +266,14 @@ Band band_of(const kernels::ImageShape& in, const kernels::Window& w, int64_t oy
 // One chunk of `count` images, starting at image `begin` of the batch, through the graph.
 class QuantizedModel::GraphRun {
  public:
+  // seconds: null, or per step (graph_steps), with step_of / im2col_step_of its indices per node.
   GraphRun(const QuantizedModel& m, const uint8_t* pixels, int64_t begin, int64_t count, int32_t* logits,
-           double* seconds, size_t steps, const std::vector<int>& step_of, const std::vector<int>& im2col_step_of)
+           double* seconds, const std::vector<int>& step_of, const std::vector<int>& im2col_step_of)
       : m_(m), ops_(kernels::best_integer_ops_kernel()), begin_(begin), count_(count), logits_(logits),
-        seconds_(seconds), steps_(steps), step_of_(step_of), im2col_step_of_(im2col_step_of) {
+        seconds_(seconds), step_of_(step_of), im2col_step_of_(im2col_step_of) {
     // The calling thread's buffers. A node's codes live from the node to its last reader; a buffer
-    // whose codes are dead is reused, so the chunk's working set is the few live tensors (three
-    // for resnet20, 192 KB) rather than every node's (3 MB), and stays in L2.
+    // whose codes are dead is reused, so a chunk holds the few tensors still to be read (resnet20:
+    // a handful of 64 KB buffers) rather than one per node (about 3 MB).
     thread_local std::vector<std::vector<uint8_t>> buffers;
     thread_local std::vector<uint8_t> input_codes;
     const int nodes = m.logits_node_;  // the logits node writes int32 logits, not a buffer
@@ -415,7 +416,6 @@ class QuantizedModel::GraphRun {
   int64_t begin_, count_;
   int32_t* logits_;
   double* seconds_;
-  size_t steps_;
   const std::vector<int>& step_of_;
   const std::vector<int>& im2col_step_of_;
   kernels::ImageShape input_;
@@ -433,7 +433,7 @@ void QuantizedModel::graph_logits(const uint8_t* pixels, int64_t batch, int32_t*
   if (batch <= kGraphChunk && threads > 1 && split_small_batches()) {
     // One chunk: rather than leave the other threads idle outside the GEMM, split each node's
     // output rows among them (when asked).
-    const GraphRun run(*this, pixels, 0, batch, logits, seconds, steps, step_of, im2col_step_of);
+    const GraphRun run(*this, pixels, 0, batch, logits, seconds, step_of, im2col_step_of);
     {
       StepTimer timer(seconds, steps);
       run.pixels(timer);
@@ -447,7 +447,7 @@ void QuantizedModel::graph_logits(const uint8_t* pixels, int64_t batch, int32_t*
   }
   for_each_chunk(batch, kGraphChunk, [&](int64_t begin, int64_t count) {
     StepTimer timer(seconds, steps);
-    const GraphRun run(*this, pixels, begin, count, logits, seconds, steps, step_of, im2col_step_of);
+    const GraphRun run(*this, pixels, begin, count, logits, seconds, step_of, im2col_step_of);
     run.pixels(timer);
     run.all_nodes(timer);
   });
