@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -105,6 +106,59 @@ TEST(CliArch, PresetsAndDescriptionFilesTrainAndEvaluate) {
   const Json sensitivity = Json::parse(run.out);
   ASSERT_EQ(sensitivity["layers"].size(), weighted);
   EXPECT_EQ(sensitivity["layers"].back()["name"], "fc");
+  // Where its time goes: a row for every node that does work (and for its im2col), nothing else,
+  // the shares summing to 100 % and the times to the timed pass's time per image.
+  run = run_cli(f.dir, "inspect --json " + f.dir + "/q.lbq");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const Json nodes = Json::parse(run.out)["nodes"];
+  std::set<int> working;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i]["op"] != "alias") working.insert(static_cast<int>(i));
+  ASSERT_GE(working.size(), 5u);
+  run = run_cli(f.dir, "bench --model " + f.dir + "/q.lbq --batch 1,7 --threads 1,2 --seconds 0.05 --layers --json" + f.data);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const Json results = Json::parse(run.out)["results"];
+  ASSERT_EQ(results.size(), 4u);
+  for (const Json& r : results) {
+    SCOPED_TRACE(r.dump());
+    const Json& steps = r["layers"]["steps"];
+    std::set<int> seen;
+    double percent = 0, us = 0;
+    for (const Json& s : steps) {
+      const int node = s["node"];
+      if (node >= 0) {
+        ASSERT_LT(node, static_cast<int>(nodes.size()));
+        EXPECT_EQ(s["op"], s["op"] == "im2col" ? "im2col" : nodes[node]["op"]);
+        if (s["op"] != "im2col") EXPECT_EQ(s["shape"], nodes[node]["shape_hwc"]);
+      } else {
+        EXPECT_EQ(s["op"], "pixels");
+      }
+      seen.insert(node);
+      EXPECT_GE(s["percent"].get<double>(), 0.0);
+      percent += s["percent"].get<double>();
+      us += s["us_per_image"].get<double>();
+    }
+    seen.erase(-1);
+    EXPECT_EQ(seen, working);
+    EXPECT_NEAR(percent, 100.0, 0.01);
+    EXPECT_NEAR(us, 1e6 / r["layers"]["images_per_s"].get<double>(), 1e-6 * us + 1e-9);
+  }
+  run = run_cli(f.dir, "bench --model " + f.dir + "/q.lbq --batch 3 --threads 1 --seconds 0.02 --layers" + f.data);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("steps at batch 3, 1 threads"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("im2col"), std::string::npos) << run.out;
+
+  // The same predictions from every operator kernel set this CPU has, on one and two threads.
+  const std::string infer = "infer --json --model " + f.dir + "/q.lbq --limit 20 " + f.dir + "/data/mnist/t10k-images-idx3-ubyte.gz";
+  const CliRun expected = run_cli(f.dir, infer + " --threads 1", "LOWBIT_OPS_KERNEL=ref");
+  ASSERT_EQ(expected.exit_code, 0) << expected.err;
+  for (const char* ops : {"avx2", "avx512"})
+    for (const char* threads : {" --threads 1", " --threads 2"}) {
+      run = run_cli(f.dir, infer + threads, std::string("LOWBIT_OPS_KERNEL=") + ops);
+      if (run.exit_code != 0 && run.err.find("this CPU cannot run") != std::string::npos) continue;
+      ASSERT_EQ(run.exit_code, 0) << run.err;
+      EXPECT_EQ(run.out, expected.out) << ops << threads;
+    }
 
   // What the engine cannot run is refused in one line naming the node, before any file is written.
   Json grouped = tiny_cnn();

@@ -426,6 +426,22 @@ TEST(Cli, QuantizeEvalAndInferThroughTheIntegerEngine) {
     EXPECT_LE(row["images_per_s"].get<double>(), row["images_per_s_max"].get<double>()) << row.dump();
   }
   expect_clean_failure(run_cli(dir, "bench --model " + dir + "/q.lbq --repeat 0"), "--repeat");
+  // --layers on a chain: one step per layer, the pixel-reading one first, shares summing to 100 %.
+  const CliRun layers = run_cli(
+      dir, "bench --model " + dir + "/q.lbq --batch 1,70 --threads 1,2 --seconds 0.02 --input random --layers --json");
+  ASSERT_EQ(layers.exit_code, 0) << layers.err;
+  const nlohmann::json inspected = nlohmann::json::parse(run_cli(dir, "inspect --json " + dir + "/q.lbq").out);
+  for (const auto& row : nlohmann::json::parse(layers.out)["results"]) {
+    const auto& steps = row["layers"]["steps"];
+    ASSERT_EQ(steps.size(), inspected["layers"].size()) << row.dump();
+    double percent = 0;
+    for (size_t l = 0; l < steps.size(); ++l) {
+      EXPECT_EQ(steps[l]["op"], l == 0 ? "pixel_linear" : "linear");
+      EXPECT_EQ(steps[l]["macs"], inspected["layers"][l]["macs"]);
+      percent += steps[l]["percent"].get<double>();
+    }
+    EXPECT_NEAR(percent, 100.0, 0.01) << row.dump();
+  }
 
   write_gray_png(dir + "/a.png", 2, 3, 200);
   write_gray_png(dir + "/b.png", 2, 3, 10);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -302,6 +303,31 @@ TEST(CnnEngine, SameLogitsOnOneAndTwoThreadsAndAfterASaveAndLoad) {
   loaded.save(dir + "/b.lbq");
   std::ifstream a(dir + "/a.lbq", std::ios::binary), b(dir + "/b.lbq", std::ios::binary);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(a), {}), std::string(std::istreambuf_iterator<char>(b), {}));
+}
+
+// A batch of at most one chunk splits each node's output rows among the threads (bands of rows,
+// padding and strides at the bands' edges): the same logits as whole images on one thread.
+TEST(CnnEngine, SmallBatchesSplitAcrossThreadsGiveTheSameLogits) {
+  const Trained& t = trained();
+  setenv("LOWBIT_GRAPH_SPLIT", "1", 1);
+  for (const char* method : {"minmax", "mse_pc"}) {
+    const QuantizedModel q =
+        QuantizedModel::build(t.model, plan_quantization(t.model, t.calibration, preset_options(method, 8, 4)));
+    omp_set_num_threads(1);
+    const std::vector<int32_t> whole = engine_logits(q, t.test);
+    const int64_t classes = q.num_classes(), pixels = q.input_size();
+    for (int threads : {2, 3})
+      for (int64_t batch : {1, 2, 3, 4})
+        for (int64_t first : {int64_t{0}, int64_t{17}}) {
+          omp_set_num_threads(threads);
+          std::vector<int32_t> logits(static_cast<size_t>(batch * classes));
+          q.logits(t.test.pixels.data() + first * pixels, batch, logits.data());
+          EXPECT_EQ(logits, std::vector<int32_t>(whole.begin() + first * classes, whole.begin() + (first + batch) * classes))
+              << method << ", " << threads << " threads, images " << first << ".." << first + batch - 1;
+        }
+  }
+  unsetenv("LOWBIT_GRAPH_SPLIT");
+  omp_set_num_threads(2);
 }
 
 // A graph node's field changed, the checksum recomputed: every change is a one-line error naming

@@ -200,6 +200,10 @@ Action add_inspect_command(CLI::App& app) {
       report["kernels"] = {{"input", model.input_kernel_name()},
                            {"layers", model.kernel_name()},
                            {"cpu", cpu_json()}};
+      if (model.is_graph()) {
+        report["nodes"] = summary["nodes"];
+        report["kernels"]["operators"] = model.ops_kernel_name();
+      }
     } else {
       throw Error(f->file + ": unknown model kind \"" + kind + "\"");
     }

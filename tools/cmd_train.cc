@@ -138,7 +138,7 @@ Action add_eval_command(CLI::App& app) {
       const Dataset data = load_data_for(f->data, model.metadata, f->model, model.num_classes());
       result = model.evaluate(data.test);
       const std::string kernels = model.is_graph()
-                                      ? std::string("CNN graph, im2col + ") + model.kernel_name()
+                                      ? std::string("CNN graph, ") + model.ops_kernel_name() + " + " + model.kernel_name()
                                       : std::string(model.input_kernel_name()) + ", " + model.kernel_name();
       engine = "integer engine (" + kernels + "), " +
                std::to_string(model.weight_bits()) + "-bit weights, " +

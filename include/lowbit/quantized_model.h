@@ -22,6 +22,14 @@ namespace lowbit {
 struct IntegerLinear;  // one layer's integer constants and kernel-ready weights (src/quant)
 struct IntegerNode;    // one operator of a CNN's integer graph (src/quant/integer_graph.h)
 
+// One step of the engine's forward pass, as `lowbit bench --layers` reports it.
+struct EngineStep {
+  std::string op;              // "pixels", "im2col", "conv", "linear", "pixel_linear", "max_pool", ...
+  int node = -1;               // the graph node (chains: the layer); -1 for the pixel lookup
+  std::vector<int64_t> shape;  // one image's output: [h, w, c] (im2col: [oh, ow, kh*kw*c]; chains: [features])
+  int64_t macs = 0;            // multiply-adds per image
+};
+
 class QuantizedModel {
  public:
   QuantizedModel();
@@ -37,6 +45,12 @@ class QuantizedModel {
   // pixels: [batch, features] raw 8-bit pixels (as in an ImageSet: [batch, C, H, W] for images)
   // -> logits: [batch, classes].
   void logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const;
+  // The steps logits() runs, in order: per graph node that does work, its im2col (if any) and its
+  // operator, after the pixel lookup; per layer of a chain. Aliases do no work and are not steps.
+  std::vector<EngineStep> engine_steps() const;
+  // logits() that also adds each step's wall time, summed over the threads that ran it, to
+  // seconds[s] (engine_steps() order; resized to fit). Same logits as logits().
+  void timed_logits(const uint8_t* pixels, int64_t batch, int32_t* logits, std::vector<double>& seconds) const;
   // Dequantized log-probabilities of int32 logits: [batch, classes]. (lowbit::lowbit)
   Tensor log_probabilities(const int32_t* logits, int64_t batch) const;
   // Accuracy, mean NLL (from dequantized logits) and predictions on a whole image set.
@@ -61,6 +75,7 @@ class QuantizedModel {
   // The kernels this CPU runs (chosen once per process, after the start-up probe).
   static const char* kernel_name();        // the qlinear kernel of every layer after the first
   static const char* input_kernel_name();  // the first layer's, which reads raw pixels
+  static const char* ops_kernel_name();    // a graph's other operators (pixels, im2col, pools, add, relu)
   // Read-only views of the integer constants, for exporters (lowbit/onnx.h): the Linear layers
   // in order (src/quant/integer_linear.h) and the pixel table, [channels, 256] input codes.
   size_t layer_count() const { return layers_.size(); }
@@ -82,7 +97,12 @@ class QuantizedModel {
   // Graphs: checks every node against its inputs and the layers (docs/model-format.md) and fills
   // storage_; after build and load. Throws lowbit::Error naming `where` and the node.
   void prepare_graph(const std::string& where);
-  void graph_logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const;
+  // seconds: null, or per engine_steps() step (timed_logits).
+  void graph_logits(const uint8_t* pixels, int64_t batch, int32_t* logits, double* seconds) const;
+  class GraphRun;  // one chunk of images through the graph (integer_graph.cc)
+  void chain_logits(const uint8_t* pixels, int64_t batch, int32_t* logits, double* seconds) const;
+  // Graphs: engine_steps(), and per node the index of its step and of its im2col step (-1: none).
+  std::vector<EngineStep> graph_steps(std::vector<int>* step_of, std::vector<int>* im2col_step_of) const;
   Shape input_shape_;
   int64_t channels_ = 1;
   std::vector<uint8_t> input_table_;  // [channels, 256]: pixel value -> first layer's input code

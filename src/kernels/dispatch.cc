@@ -1,5 +1,6 @@
-// The one place that picks kernels: CPUID at run time, or LOWBIT_KERNEL / LOWBIT_PIXEL_KERNEL to force
-// one; either way a kernel runs only after the start-up probe (probe.h) passed on this CPU.
+// The one place that picks kernels: CPUID at run time, or LOWBIT_KERNEL / LOWBIT_PIXEL_KERNEL /
+// LOWBIT_OPS_KERNEL to force one; either way a kernel runs only after the start-up probe (probe.h)
+// passed on this CPU.
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -8,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/integer_ops.h"
+#include "kernels/integer_ops_simd.h"
 #include "kernels/pixel_linear.h"
 #include "kernels/probe.h"
 #include "kernels/qlinear_impl.h"
@@ -23,7 +26,30 @@ const std::vector<const QLinearKernel*>& all_qlinear_kernels() {
   return kernels;
 }
 
+const std::vector<const IntegerOpsKernel*>& all_integer_ops_kernels() {
+  static const IntegerOpsKernel ref = {"integer_ops_u8_ref", [] { return true; }, &pixels_to_codes, &im2col,
+                                       &max_pool, &avg_pool, &add, &relu};
+  static const IntegerOpsKernel avx2 = {"integer_ops_u8_avx2", &cpu_has_avx2, &pixels_to_codes_u8__avx2,
+                                        &im2col_u8__avx2, &max_pool_u8__avx2, &avg_pool_u8__avx2,
+                                        &add_u8__avx2, &relu_u8__avx2};
+  static const IntegerOpsKernel avx512 = {"integer_ops_u8_avx512", &cpu_has_avx512bw, &pixels_to_codes_u8__avx512,
+                                          &im2col_u8__avx512, &max_pool_u8__avx512, &avg_pool_u8__avx512,
+                                          &add_u8__avx512, &relu_u8__avx512};
+  static const std::vector<const IntegerOpsKernel*> kernels = {&ref, &avx2, &avx512};
+  return kernels;
+}
+
 namespace {
+
+const IntegerOpsKernel& choose_integer_ops() {
+  const auto& all = all_integer_ops_kernels();  // ref, avx2, avx512
+  const std::vector<const IntegerOpsKernel*> candidates(all.rbegin(), all.rend());
+  const char* forced = std::getenv("LOWBIT_OPS_KERNEL");
+  // Unforced, LOWBIT_KERNEL=ref (or no SIMD qlinear kernel passing) runs the whole engine as reference code.
+  if (!(forced && *forced) && &best_qlinear_kernel() == &qlinear_u8_ref()) return *all.front();
+  return choose_probed_kernel(candidates, "LOWBIT_OPS_KERNEL", forced, "integer_ops_u8_", probe_integer_ops,
+                              std::cerr);
+}
 
 const QLinearKernel& choose_kernel() {
   // Fastest first; each is probed against the reference before its first use (probe.h). The
@@ -121,6 +147,17 @@ bool cpu_has_avx512vpopcnt() {
   __builtin_cpu_init();
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
+}
+
+bool cpu_has_avx512bw() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
+}
+
+const IntegerOpsKernel& best_integer_ops_kernel() {
+  static const IntegerOpsKernel& chosen = choose_integer_ops();
+  return chosen;
 }
 
 const QLinearKernel& best_qlinear_kernel() {

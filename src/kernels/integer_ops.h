@@ -1,9 +1,11 @@
 // The integer engine's operators besides the GEMM, on uint8 codes in NHWC layout ([batch, h, w, c]):
-// pixel lookup, im2col, max and average pooling, residual add and ReLU. Scalar reference code: the
-// specification (docs/quantization.md, "CNNs on the integer engine").
+// pixel lookup, im2col, max and average pooling, residual add and ReLU. The functions here are the
+// scalar reference code: the specification (docs/quantization.md, "CNNs on the integer engine").
+// The engine runs them through IntegerOpsKernel (below), which dispatch.cc picks by CPUID.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace lowbit::kernels {
 
@@ -69,5 +71,28 @@ void add(const AddArgs& args, int64_t n, uint8_t* y);
 
 // y = max(x, zero_point): ReLU on codes (real 0 is the code zero_point). n codes.
 void relu(const uint8_t* x, int64_t n, uint8_t zero_point, uint8_t* y);
+
+// One implementation of every operator above, named like the qlinear kernels
+// ("integer_ops_u8_ref": the functions above; "integer_ops_u8_avx2", "integer_ops_u8_avx512").
+// Each function has its reference's contract and gives the same bytes; outputs must not overlap
+// inputs.
+struct IntegerOpsKernel {
+  const char* kernel_name;
+  bool (*is_available)();  // this CPU can run it
+  decltype(&::lowbit::kernels::pixels_to_codes) pixels_to_codes;
+  decltype(&::lowbit::kernels::im2col) im2col;
+  decltype(&::lowbit::kernels::max_pool) max_pool;
+  decltype(&::lowbit::kernels::avg_pool) avg_pool;
+  decltype(&::lowbit::kernels::add) add;
+  decltype(&::lowbit::kernels::relu) relu;
+  const char* name() const { return kernel_name; }
+  bool available() const { return is_available(); }
+};
+
+// Every set compiled in, reference first (for tests and benchmarks).
+const std::vector<const IntegerOpsKernel*>& all_integer_ops_kernels();
+// The set to use on this CPU: the fastest available that passed the start-up probe, unless
+// LOWBIT_OPS_KERNEL names one ("ref", "avx2", "avx512"); LOWBIT_KERNEL=ref also gives the reference.
+const IntegerOpsKernel& best_integer_ops_kernel();
 
 }  // namespace lowbit::kernels

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/integer_ops.h"
 #include "kernels/pixel_linear.h"
 #include "kernels/qlinear.h"
 #include "lowbit/error.h"
@@ -25,6 +26,10 @@ namespace lowbit::kernels {
 // ("case 12 (wbits=3 abits=5 K=67 N=19 u8 zero points max): y[1][7] = 12, reference 13").
 std::string probe_qlinear(const QLinearKernel& kernel, const QLinearKernel& reference);
 std::string probe_pixel_linear(const PixelLinearKernel& kernel, const PixelLinearKernel& reference);
+// The CNN operators (probe_integer_ops.cc): every operator of the set on awkward shapes (odd
+// channels, windows, strides and padding, global pools of more than 256 cells), zero points 0 and
+// 255, saturated sums, extreme multipliers; each output's margin must stay untouched.
+std::string probe_integer_ops(const IntegerOpsKernel& kernel, const IntegerOpsKernel& reference);
 
 // The kernel to use, from `fastest_first` (ends with the reference, which is never probed).
 // forced (an environment variable's value, may be null or empty) names one by full name or by the

@@ -3,12 +3,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <omp.h>
 
 #include "lowbit/error.h"
 #include "lowbit/quantized_model.h"
 #include "quant/file_limits.h"
 #include "quant/image_chunks.h"
 #include "quant/integer_linear.h"
+#include "quant/step_timer.h"
 
 namespace lowbit {
 namespace {
@@ -43,6 +46,21 @@ std::pair<int64_t, int64_t> window_output(const kernels::Window& w, const kernel
       w.kernel_h > in.h + 2 * w.pad_h || w.kernel_w > in.w + 2 * w.pad_w)
     return {0, 0};
   return {(in.h + 2 * w.pad_h - w.kernel_h) / w.stride_h + 1, (in.w + 2 * w.pad_w - w.kernel_w) / w.stride_w + 1};
+}
+
+// A 1x1, stride-1, unpadded conv (or a linear) reads its input codes as they are: no im2col.
+// LOWBIT_GRAPH_SPLIT=1 splits a batch of one chunk across the threads (GraphRun::nodes_in_bands).
+// Off by default: on the shared 2-vCPU machine each node's barrier cost more than the split gained
+// (docs/quantization.md, "Where the time goes"). Read on every call, so a test can turn it on.
+bool split_small_batches() {
+  const char* v = std::getenv("LOWBIT_GRAPH_SPLIT");
+  return v && std::string(v) == "1";
+}
+
+bool reads_codes_directly(const IntegerNode& n) {
+  const kernels::Window& w = n.window;
+  return n.op == Op::linear || (w.kernel_h == 1 && w.kernel_w == 1 && w.stride_h == 1 && w.stride_w == 1 &&
+                                w.pad_h == 0 && w.pad_w == 0);
 }
 
 }  // namespace
@@ -198,84 +216,241 @@ void QuantizedModel::prepare_graph(const std::string& where) {
     if (code > (1 << input_bits_) - 1) throw Error(where + ": input table code out of range");
 }
 
-void QuantizedModel::graph_logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const {
+std::vector<EngineStep> QuantizedModel::graph_steps(std::vector<int>* step_of,
+                                                    std::vector<int>* im2col_step_of) const {
   const kernels::ImageShape input{input_shape_[1], input_shape_[2], input_shape_[0]};
-  const int64_t classes = num_classes();
-  auto run_chunk = [&](int64_t begin, int64_t count) {
-    // Per thread: each node's codes for a chunk, the input codes and the im2col rows.
-    thread_local std::vector<std::vector<uint8_t>> buffers;
-    thread_local std::vector<uint8_t> input_codes, cols;
-    if (buffers.size() < nodes_.size()) buffers.resize(nodes_.size());
-    input_codes.resize(static_cast<size_t>(count * input.size()));
-    kernels::pixels_to_codes(pixels + begin * input.size(), count, input, input_table_.data(), input_codes.data());
-    auto codes_of = [&](int t) -> uint8_t* { return t < 0 ? input_codes.data() : buffers[storage_[t]].data(); };
-    auto shape_of = [&](int t) { return t < 0 ? input : nodes_[t].shape; };
-    for (size_t i = 0; i < nodes_.size() && static_cast<int>(i) <= logits_node_; ++i) {
-      const IntegerNode& n = nodes_[i];
-      if (n.op == Op::alias) continue;
-      const bool is_logits = static_cast<int>(i) == logits_node_;
-      if (!is_logits) buffers[i].resize(static_cast<size_t>(count * n.shape.size()));
-      uint8_t* y = is_logits ? nullptr : buffers[i].data();
-      const uint8_t* x = codes_of(n.inputs[0]);
-      const kernels::ImageShape in = shape_of(n.inputs[0]);
-      switch (n.op) {
-        case Op::conv:
-        case Op::linear: {
-          const IntegerLinear& l = *layers_[n.layer];
-          const int64_t rows = count * n.shape.h * n.shape.w;
-          const kernels::Window& w = n.window;
-          const bool pointwise = n.op == Op::linear || (w.kernel_h == 1 && w.kernel_w == 1 && w.stride_h == 1 &&
-                                                        w.stride_w == 1 && w.pad_h == 0 && w.pad_w == 0);
-          if (!pointwise) {
-            cols.resize(static_cast<size_t>(rows * l.in_features));
-            kernels::im2col(x, count, in, w, n.shape, static_cast<uint8_t>(l.input_zero_point), cols.data());
-            x = cols.data();
-          }
-          if (is_logits) l.run(x, l.in_features, rows, nullptr, logits + begin * classes, classes);
-          else l.run(x, l.in_features, rows, y, nullptr, n.shape.c);
-          break;
-        }
-        case Op::max_pool: kernels::max_pool(x, count, in, n.window, n.shape, y); break;
-        case Op::avg_pool: {
-          kernels::AvgPoolArgs a;
-          a.window = n.window;
-          a.count_include_pad = n.count_include_pad;
-          a.in_zero_point = n.inputs[0] < 0 ? input_zero_point_ : nodes_[n.inputs[0]].zero_point;
-          a.out_zero_point = n.zero_point;
-          a.out_min = n.out_min;
-          a.out_max = n.out_max;
-          a.multiplier = n.multiplier.data();
-          a.shift = n.shift.data();
-          kernels::avg_pool(x, count, in, n.shape, a, y);
-          break;
-        }
-        case Op::add: {
-          const uint8_t* xs[kernels::kMaxAddInputs];
-          int32_t zero_points[kernels::kMaxAddInputs];
-          for (size_t k = 0; k < n.inputs.size(); ++k) {
-            xs[k] = codes_of(n.inputs[k]);
-            zero_points[k] = n.inputs[k] < 0 ? input_zero_point_ : nodes_[n.inputs[k]].zero_point;
-          }
-          kernels::AddArgs a;
-          a.count = static_cast<int>(n.inputs.size());
-          a.x = xs;
-          a.zero_point = zero_points;
-          a.multiplier = n.multiplier.data();
-          a.shift = n.shift.data();
-          a.out_multiplier = n.out_multiplier;
-          a.out_shift = n.out_shift;
-          a.out_zero_point = n.zero_point;
-          a.out_min = n.out_min;
-          a.out_max = n.out_max;
-          kernels::add(a, count * n.shape.size(), y);
-          break;
-        }
-        case Op::relu: kernels::relu(x, count * n.shape.size(), static_cast<uint8_t>(n.zero_point), y); break;
-        case Op::alias: break;
+  std::vector<EngineStep> steps = {{"pixels", -1, {input.h, input.w, input.c}, 0}};
+  step_of->assign(nodes_.size(), -1);
+  im2col_step_of->assign(nodes_.size(), -1);
+  for (size_t i = 0; i < nodes_.size() && static_cast<int>(i) <= logits_node_; ++i) {
+    const IntegerNode& n = nodes_[i];
+    if (n.op == Op::alias) continue;
+    const int node = static_cast<int>(i);
+    int64_t macs = 0;
+    if (n.op == Op::conv || n.op == Op::linear) {
+      const IntegerLinear& l = *layers_[n.layer];
+      macs = l.in_features * l.out_features * n.shape.h * n.shape.w;
+      if (!reads_codes_directly(n)) {
+        (*im2col_step_of)[i] = static_cast<int>(steps.size());
+        steps.push_back({"im2col", node, {n.shape.h, n.shape.w, l.in_features}, 0});
       }
     }
-  };
-  for_each_chunk(batch, kGraphChunk, run_chunk);
+    (*step_of)[i] = static_cast<int>(steps.size());
+    steps.push_back({n.name(), node, {n.shape.h, n.shape.w, n.shape.c}, macs});
+  }
+  return steps;
+}
+
+namespace {
+
+// Output rows [oy0, oy1) of a window operator over `in`, as the same operator on the input rows
+// they read: from input row first_row, `in` cut to the rows the band reads, and the band's own top
+// padding. Rows past the cut count as outside, so the bottom padding falls out of the bounds checks
+// and every kernel computes the band's bytes exactly as it computes them in the whole image.
+struct Band {
+  int64_t first_row;
+  kernels::ImageShape in;
+  kernels::Window window;
+};
+Band band_of(const kernels::ImageShape& in, const kernels::Window& w, int64_t oy0, int64_t oy1) {
+  const int64_t top = oy0 * w.stride_h - w.pad_h;  // the first row read; < 0 in the top padding
+  const int64_t bottom = std::min(in.h, (oy1 - 1) * w.stride_h - w.pad_h + w.kernel_h);
+  Band b{std::max<int64_t>(top, 0), in, w};
+  b.window.pad_h = std::max<int64_t>(-top, 0);
+  b.in.h = bottom - b.first_row;
+  return b;
+}
+
+}  // namespace
+
+// One chunk of `count` images, starting at image `begin` of the batch, through the graph.
+class QuantizedModel::GraphRun {
+ public:
+  // seconds: null, or per step (graph_steps), with step_of / im2col_step_of its indices per node.
+  GraphRun(const QuantizedModel& m, const uint8_t* pixels, int64_t begin, int64_t count, int32_t* logits,
+           double* seconds, const std::vector<int>& step_of, const std::vector<int>& im2col_step_of)
+      : m_(m), ops_(kernels::best_integer_ops_kernel()), begin_(begin), count_(count), logits_(logits),
+        seconds_(seconds), step_of_(step_of), im2col_step_of_(im2col_step_of) {
+    // The calling thread's buffers. A node's codes live from the node to its last reader; a buffer
+    // whose codes are dead is reused, so a chunk holds the few tensors still to be read (resnet20:
+    // a handful of 64 KB buffers) rather than one per node (about 3 MB).
+    thread_local std::vector<std::vector<uint8_t>> buffers;
+    thread_local std::vector<uint8_t> input_codes;
+    const int nodes = m.logits_node_;  // the logits node writes int32 logits, not a buffer
+    std::vector<int> last_read(m.nodes_.size(), -1);  // per storing node
+    for (int i = 0; i <= nodes; ++i)
+      if (m.nodes_[i].op != Op::alias)
+        for (int t : m.nodes_[i].inputs)
+          if (t >= 0) last_read[m.storage_[t]] = std::max(last_read[m.storage_[t]], i);
+    buffer_of_.assign(m.nodes_.size(), -1);
+    std::vector<int> busy_until;  // per buffer: the last reader of the codes it holds
+    std::vector<size_t> sizes;
+    for (int i = 0; i < nodes; ++i) {
+      if (m.nodes_[i].op == Op::alias) continue;
+      int b = 0;
+      while (b < static_cast<int>(busy_until.size()) && busy_until[b] >= i) ++b;  // held by a live tensor
+      if (b == static_cast<int>(busy_until.size())) busy_until.push_back(0), sizes.push_back(0);
+      busy_until[b] = std::max(last_read[i], i);
+      sizes[b] = std::max(sizes[b], static_cast<size_t>(count * m.nodes_[i].shape.size()));
+      buffer_of_[i] = b;
+    }
+    if (buffers.size() < sizes.size()) buffers.resize(sizes.size());
+    for (size_t b = 0; b < sizes.size(); ++b)
+      if (buffers[b].size() < sizes[b]) buffers[b].resize(sizes[b]);
+    input_ = {m.input_shape_[1], m.input_shape_[2], m.input_shape_[0]};
+    input_codes.resize(static_cast<size_t>(count * input_.size()));
+    buffers_ = &buffers;
+    input_codes_ = input_codes.data();
+    pixels_ = pixels + begin * input_.size();
+  }
+
+  void pixels(StepTimer& timer) const {
+    ops_.pixels_to_codes(pixels_, count_, input_, m_.input_table_.data(), input_codes_);
+    timer.lap(0);
+  }
+
+  // Every node on every image of the chunk, on this thread (the GEMM may use others).
+  void all_nodes(StepTimer& timer) const {
+    for (size_t i = 0; i < m_.nodes_.size() && static_cast<int>(i) <= m_.logits_node_; ++i)
+      if (m_.nodes_[i].op != Op::alias) node(i, 0, count_, 0, m_.nodes_[i].shape.h, timer);
+  }
+
+  // Every node on this thread's share of each image's output rows, inside a parallel region: the
+  // threads take bands of rows in turn, and wait for each other before the next node.
+  void nodes_in_bands(int threads, StepTimer& timer) const {
+    for (size_t i = 0; i < m_.nodes_.size() && static_cast<int>(i) <= m_.logits_node_; ++i) {
+      const IntegerNode& n = m_.nodes_[i];
+      if (n.op == Op::alias) continue;
+      const int64_t bands = std::min<int64_t>(n.shape.h, 4 * threads), items = count_ * bands;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t item = 0; item < items; ++item) {
+        const int64_t image = item / bands, band = item % bands;
+        node(i, image, 1, n.shape.h * band / bands, n.shape.h * (band + 1) / bands, timer);
+      }
+      timer.lap(seconds_ ? step_of_[i] : 0);  // the wait for the other threads is the node's too
+    }
+  }
+
+ private:
+  uint8_t* codes_of(int t) const { return t < 0 ? input_codes_ : (*buffers_)[buffer_of_[m_.storage_[t]]].data(); }
+  const kernels::ImageShape& shape_of(int t) const { return t < 0 ? input_ : m_.nodes_[t].shape; }
+  int32_t zero_point_of(int t) const { return t < 0 ? m_.input_zero_point_ : m_.nodes_[t].zero_point; }
+
+  // Node i on images [image, image + images) of the chunk, output rows [oy0, oy1) of each (all
+  // rows when images > 1).
+  void node(size_t i, int64_t image, int64_t images, int64_t oy0, int64_t oy1, StepTimer& timer) const {
+    const IntegerNode& n = m_.nodes_[i];
+    const bool is_logits = static_cast<int>(i) == m_.logits_node_;
+    const kernels::ImageShape& in = shape_of(n.inputs[0]);
+    const bool whole = oy0 == 0 && oy1 == n.shape.h;
+    // The band's output and, for window operators, its input.
+    const kernels::ImageShape out{oy1 - oy0, n.shape.w, n.shape.c};
+    const int64_t out_offset = image * n.shape.size() + oy0 * n.shape.w * n.shape.c;
+    uint8_t* y = is_logits ? nullptr : codes_of(static_cast<int>(i)) + out_offset;
+    const uint8_t* x = codes_of(n.inputs[0]) + image * in.size();
+    Band band{0, in, n.window};
+    if (!whole) band = band_of(in, n.window, oy0, oy1);
+    const uint8_t* x_band = x + band.first_row * in.w * in.c;
+    switch (n.op) {
+      case Op::conv:
+      case Op::linear: {
+        const IntegerLinear& l = *m_.layers_[n.layer];
+        const int64_t rows = images * out.h * out.w;
+        const uint8_t* rows_x = x + oy0 * n.shape.w * l.in_features;  // 1x1: the codes are the rows
+        if (!reads_codes_directly(n)) {
+          thread_local std::vector<uint8_t> cols;
+          if (cols.size() < static_cast<size_t>(rows * l.in_features)) cols.resize(static_cast<size_t>(rows * l.in_features));
+          ops_.im2col(x_band, images, band.in, band.window, out, static_cast<uint8_t>(l.input_zero_point), cols.data());
+          rows_x = cols.data();
+          timer.lap(seconds_ ? im2col_step_of_[i] : 0);
+        }
+        if (is_logits) l.run(rows_x, l.in_features, rows, nullptr, logits_ + (begin_ + image) * n.shape.c, n.shape.c);
+        else l.run(rows_x, l.in_features, rows, y, nullptr, n.shape.c);
+        break;
+      }
+      case Op::max_pool: ops_.max_pool(x_band, images, band.in, band.window, out, y); break;
+      case Op::avg_pool: {
+        kernels::AvgPoolArgs a;
+        a.window = band.window;
+        a.count_include_pad = n.count_include_pad;
+        a.in_zero_point = zero_point_of(n.inputs[0]);
+        a.out_zero_point = n.zero_point;
+        a.out_min = n.out_min;
+        a.out_max = n.out_max;
+        a.multiplier = n.multiplier.data();
+        a.shift = n.shift.data();
+        ops_.avg_pool(x_band, images, band.in, out, a, y);
+        break;
+      }
+      case Op::add: {
+        const uint8_t* xs[kernels::kMaxAddInputs];
+        int32_t zero_points[kernels::kMaxAddInputs];
+        for (size_t k = 0; k < n.inputs.size(); ++k) {
+          xs[k] = codes_of(n.inputs[k]) + out_offset;  // every input has the output's shape
+          zero_points[k] = zero_point_of(n.inputs[k]);
+        }
+        kernels::AddArgs a;
+        a.count = static_cast<int>(n.inputs.size());
+        a.x = xs;
+        a.zero_point = zero_points;
+        a.multiplier = n.multiplier.data();
+        a.shift = n.shift.data();
+        a.out_multiplier = n.out_multiplier;
+        a.out_shift = n.out_shift;
+        a.out_zero_point = n.zero_point;
+        a.out_min = n.out_min;
+        a.out_max = n.out_max;
+        ops_.add(a, images * out.size(), y);
+        break;
+      }
+      case Op::relu:
+        ops_.relu(x + oy0 * n.shape.w * n.shape.c, images * out.size(), static_cast<uint8_t>(n.zero_point), y);
+        break;
+      case Op::alias: break;
+    }
+    timer.lap(seconds_ ? step_of_[i] : 0);
+  }
+
+  const QuantizedModel& m_;
+  const kernels::IntegerOpsKernel& ops_;
+  int64_t begin_, count_;
+  int32_t* logits_;
+  double* seconds_;
+  const std::vector<int>& step_of_;
+  const std::vector<int>& im2col_step_of_;
+  kernels::ImageShape input_;
+  std::vector<std::vector<uint8_t>>* buffers_ = nullptr;
+  std::vector<int> buffer_of_;  // per storing node: its buffer
+  uint8_t* input_codes_ = nullptr;
+  const uint8_t* pixels_ = nullptr;
+};
+
+void QuantizedModel::graph_logits(const uint8_t* pixels, int64_t batch, int32_t* logits, double* seconds) const {
+  std::vector<int> step_of, im2col_step_of;
+  size_t steps = 0;
+  if (seconds) steps = graph_steps(&step_of, &im2col_step_of).size();
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (batch <= kGraphChunk && threads > 1 && split_small_batches()) {
+    // One chunk: rather than leave the other threads idle outside the GEMM, split each node's
+    // output rows among them (when asked).
+    const GraphRun run(*this, pixels, 0, batch, logits, seconds, step_of, im2col_step_of);
+    {
+      StepTimer timer(seconds, steps);
+      run.pixels(timer);
+    }
+#pragma omp parallel num_threads(threads)
+    {
+      StepTimer timer(seconds, steps);
+      run.nodes_in_bands(threads, timer);
+    }
+    return;
+  }
+  for_each_chunk(batch, kGraphChunk, [&](int64_t begin, int64_t count) {
+    StepTimer timer(seconds, steps);
+    const GraphRun run(*this, pixels, begin, count, logits, seconds, step_of, im2col_step_of);
+    run.pixels(timer);
+    run.all_nodes(timer);
+  });
 }
 
 }  // namespace lowbit

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 
+#include "kernels/integer_ops.h"
 #include "kernels/pixel_linear.h"
 #include "quant/image_chunks.h"
 #include "quant/integer_graph.h"
 #include "quant/integer_linear.h"
+#include "quant/step_timer.h"
 
 namespace lowbit {
 namespace {
@@ -89,6 +91,7 @@ int QuantizedModel::weight_bits() const { return layers_.front()->weights.bits; 
 int QuantizedModel::act_bits() const { return layers_.front()->act_bits; }
 const char* QuantizedModel::kernel_name() { return kernels::best_qlinear_kernel().name(); }
 const char* QuantizedModel::input_kernel_name() { return kernels::best_pixel_linear_kernel().name(); }
+const char* QuantizedModel::ops_kernel_name() { return kernels::best_integer_ops_kernel().name(); }
 
 int64_t QuantizedModel::weight_bytes() const {
   int64_t bytes = 0;
@@ -128,13 +131,35 @@ void QuantizedModel::prepare_input_layer() {
 }
 
 void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logits) const {
+  if (is_graph()) graph_logits(pixels, batch, logits, nullptr);
+  else chain_logits(pixels, batch, logits, nullptr);
+}
+
+std::vector<EngineStep> QuantizedModel::engine_steps() const {
   if (is_graph()) {
-    graph_logits(pixels, batch, logits);
-    return;
+    std::vector<int> step_of, im2col_step_of;
+    return graph_steps(&step_of, &im2col_step_of);
   }
+  std::vector<EngineStep> steps;
+  for (size_t l = 0; l < layers_.size(); ++l)
+    steps.push_back({l == 0 ? "pixel_linear" : "linear", static_cast<int>(l), {layers_[l]->out_features},
+                     layers_[l]->in_features * layers_[l]->out_features});
+  return steps;
+}
+
+void QuantizedModel::timed_logits(const uint8_t* pixels, int64_t batch, int32_t* logits,
+                                  std::vector<double>& seconds) const {
+  const size_t steps = engine_steps().size();
+  if (seconds.size() < steps) seconds.resize(steps, 0.0);
+  if (is_graph()) graph_logits(pixels, batch, logits, seconds.data());
+  else chain_logits(pixels, batch, logits, seconds.data());
+}
+
+void QuantizedModel::chain_logits(const uint8_t* pixels, int64_t batch, int32_t* logits, double* seconds) const {
   const int64_t features = input_size();
   const int64_t classes = num_classes();
   auto run_chunk = [&](int64_t begin, int64_t rows) {
+    StepTimer timer(seconds, layers_.size());
     // Two code buffers, ping-pong through the layers; the first layer reads the pixels themselves.
     thread_local std::vector<uint8_t> a, b;
     if (a.size() < static_cast<size_t>(rows * max_width_)) a.resize(static_cast<size_t>(rows * max_width_));
@@ -142,9 +167,11 @@ void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logit
     const IntegerLinear& first = *layers_.front();
     if (layers_.size() == 1) {
       first.run_pixels(pixels + begin * features, features, rows, nullptr, logits + begin * classes, classes);
+      timer.lap(0);
       return;
     }
     first.run_pixels(pixels + begin * features, features, rows, a.data(), nullptr, first.out_features);
+    timer.lap(0);
     int64_t stride = first.out_features;
     for (size_t l = 1; l < layers_.size(); ++l) {
       const IntegerLinear& layer = *layers_[l];
@@ -155,6 +182,7 @@ void QuantizedModel::logits(const uint8_t* pixels, int64_t batch, int32_t* logit
         std::swap(a, b);
         stride = layer.out_features;
       }
+      timer.lap(static_cast<int>(l));
     }
   };
   for_each_chunk(batch, kChunkRows, run_chunk);
