@@ -5,6 +5,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "kernels/qlinear.h"
+#include "lowbit/error.h"
 #include "lowbit/onnx.h"
 #include "lowbit/quantized_model.h"
 #include "onnx/onnx_writer.h"
@@ -64,7 +65,11 @@ class QdqChainExporter : QdqBuilder {
 void export_onnx(const QuantizedModel& model, const std::string& path) {
   onnx::ModelProto proto;
   if (model.is_graph()) {
-    proto = qdq_graph_model(model);
+    try {
+      proto = qdq_graph_model(model);
+    } catch (const Error& e) {  // a graph node the export cannot write: name the file too
+      throw Error(path + ": " + e.what());
+    }
   } else {
     proto = onnx_writer::new_model("lowbit_qdq");
     QdqChainExporter(model, proto).run();

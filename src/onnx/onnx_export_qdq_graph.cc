@@ -3,7 +3,7 @@
 //   conv / linear: DequantizeLinear -> Conv / Gemm (int32 bias through DequantizeLinear)
 //                  -> QuantizeLinear -> Max/Min on the codes (the engine's clamp, ReLU folded in)
 //   add:           DequantizeLinear of each input -> Add -> QuantizeLinear -> Max/Min
-//   avg_pool:      the engine's fixed-point arithmetic as float64 ops around AveragePool (below)
+//   avg_pool:      the engine's two fixed-point roundings as float and double ops around AveragePool
 //   max_pool:      MaxPool on the uint8 codes (exact: codes are monotone in the real values)
 //   relu:          Max(codes, zero point)
 // ending in the float logits of the last conv or linear.
