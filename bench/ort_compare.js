@@ -4,7 +4,9 @@
 //
 // usage: NODE_PATH=/usr/local/share/lowbit/npm/node_modules node bench/ort_compare.js \
 //          LOWBIT_CLI MODEL.lbq [--data-dir DIR] [--batch 1,10000] [--threads 1,2] [--seconds 2] [--repeat 3]
-// DIR (default $LOWBIT_DATA_DIR) holds mnist/t10k-images-idx3-ubyte.gz: the images for both.
+// DIR (default $LOWBIT_DATA_DIR) holds mnist/t10k-images-idx3-ubyte.gz (models of [1, 28, 28]
+// inputs: FC_NN) or cifar10/cifar-10-binary.tar.gz (or its extracted test_batch.bin; models of
+// [3, 32, 32] inputs: the CNNs): the images for both.
 // At batch 1 ONNX Runtime is also timed net of the Node binding's per-call cost: the time per call
 // less that of a model that only copies its input (Identity), measured in the same run.
 'use strict';
@@ -59,6 +61,38 @@ function readIdxImages(file) {
   return { count, size, pixels: new Uint8Array(bytes.buffer, bytes.byteOffset + 16, count * size) };
 }
 
+// CIFAR-10's test_batch.bin (10,000 records of a label byte and 3,072 pixels [3, 32, 32]), from
+// DIR/cifar10/ as the extracted file or inside cifar-10-binary.tar.gz -> { count, size, pixels }.
+function readCifarTest(dir) {
+  const folder = path.join(dir, 'cifar10');
+  const record = 1 + 3072;
+  let batch;
+  for (const f of [path.join(folder, 'cifar-10-batches-bin', 'test_batch.bin'), path.join(folder, 'test_batch.bin')])
+    if (fs.existsSync(f)) batch = fs.readFileSync(f);
+  if (!batch) {
+    const archive = path.join(folder, 'cifar-10-binary.tar.gz');
+    let tar;
+    try {
+      tar = zlib.gunzipSync(fs.readFileSync(archive));
+    } catch (e) {
+      fail(`${archive}: cannot read (${e.code || e.message})`);
+    }
+    for (let at = 0; at + 512 <= tar.length;) {  // ustar: 512-byte header, data padded to 512
+      const name = tar.toString('latin1', at, at + 100).replace(/\0.*$/s, '');
+      if (!name) break;
+      const size = parseInt(tar.toString('latin1', at + 124, at + 136).replace(/\0.*$/s, '').trim(), 8);
+      if (!Number.isFinite(size)) fail(`${archive}: not a tar archive`);
+      if (name.endsWith('test_batch.bin')) batch = tar.subarray(at + 512, at + 512 + size);
+      at += 512 + Math.ceil(size / 512) * 512;
+    }
+    if (!batch) fail(`${archive}: holds no test_batch.bin`);
+  }
+  if (batch.length % record) fail(`test_batch.bin: ${batch.length} bytes, not whole records of ${record}`);
+  const count = batch.length / record, pixels = new Uint8Array(count * 3072);
+  for (let i = 0; i < count; ++i) pixels.set(batch.subarray(i * record + 1, (i + 1) * record), i * 3072);
+  return { count, size: 3072, pixels, name: 'CIFAR-10' };
+}
+
 const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -111,17 +145,19 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ort_compare_'));
   const onnxPath = path.join(dir, path.basename(a.model).replace(/\.lbq$/, '') + '.onnx');
   const exported = execFileSync(a.lowbit, ['export', a.model, '--out', onnxPath], { encoding: 'utf8' }).trim();
-  const images = readIdxImages(path.join(a.dataDir, 'mnist', 't10k-images-idx3-ubyte.gz'));
   const shapeMatch = /uint8 pixels \[batch, ([0-9, ]+)\]/.exec(exported);
   if (!shapeMatch) fail(`${a.model}: unexpected export output: ${exported}`);
   const shape = shapeMatch[1].split(',').map(Number);
+  const cifar = shape.join(',') === '3,32,32';
+  const images = cifar ? readCifarTest(a.dataDir)
+                       : { ...readIdxImages(path.join(a.dataDir, 'mnist', 't10k-images-idx3-ubyte.gz')), name: 'MNIST' };
   if (shape.reduce((x, y) => x * y, 1) !== images.size)
-    fail(`${a.model}: takes ${shape.join('x')} inputs, the MNIST test images have ${images.size} pixels`);
+    fail(`${a.model}: takes ${shape.join('x')} inputs, the ${images.name} test images have ${images.size} pixels`);
 
   // lowbit's engine: its own bench command, the same images (the test set, repeated to fill a batch).
   const bench = JSON.parse(execFileSync(a.lowbit, [
     'bench', '--model', a.model, '--batch', a.batches.join(','), '--threads', a.threads.join(','),
-    '--seconds', String(a.seconds), '--repeat', String(a.repeat), '--data-dir', path.join(a.dataDir, 'mnist'),
+    '--seconds', String(a.seconds), '--repeat', String(a.repeat), '--data-dir', path.join(a.dataDir, cifar ? 'cifar10' : 'mnist'),
     '--json', '-q'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
   const lowbit = new Map(bench.results.map((r) => [`${r.threads}/${r.batch}`, r.images_per_s]));
 
@@ -166,9 +202,10 @@ async function main() {
     }
   }
   const fmt = (v) => (v === undefined ? '-' : Math.round(v).toLocaleString('en-US'));
-  console.log(`${exported}\nlowbit ${bench.kernel} (first layer ${bench.input_kernel}) vs onnxruntime ` +
+  const kernels = cifar ? `CNN graph: im2col + ${bench.kernel}` : `${bench.kernel} (first layer ${bench.input_kernel})`;
+  console.log(`${exported}\nlowbit ${kernels} vs onnxruntime ` +
               `${require('onnxruntime-node/package.json').version} (ran: ${ops.join(', ') || 'see profile'}), ` +
-              `${images.count} MNIST test images as uint8, median of ${a.repeat} runs of ${a.seconds} s; ` +
+              `${images.count} ${images.name} test images as uint8, median of ${a.repeat} runs of ${a.seconds} s; ` +
               `load average ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   console.log(`${'batch'.padStart(6)} ${'threads'.padStart(7)} ${'lowbit img/s'.padStart(14)} ` +
               `${'ORT img/s'.padStart(12)} ${'ratio'.padStart(6)} ${'ORT net'.padStart(15)} ${'ratio'.padStart(6)}`);

@@ -29,14 +29,12 @@ Action add_export_command(CLI::App& app) {
 #if LOWBIT_WITH_ONNX
     if (model_file_kind(f->file) == "quantized") {
       const QuantizedModel model = QuantizedModel::load(f->file);
-      if (model.is_graph())
-        throw Error(f->file + ": QDQ export handles chains of Linear layers (FC_NN) so far, not CNN graphs");
       ensure_writable_dir(parent_dir(f->out), "--out");
       export_onnx(model, f->out);
-      std::printf("wrote %s: QDQ graph of %zu Linear layers (%d-bit weights, %d-bit activations), opset 17, "
+      std::printf("wrote %s: QDQ graph of %zu %s layers (%d-bit weights, %d-bit activations), opset 17, "
                   "input \"input\" uint8 pixels [batch, %s, output \"logits\" float\n",
-                  f->out.c_str(), model.layer_count(), model.weight_bits(), model.act_bits(),
-                  shape_string(model.input_shape()).substr(1).c_str());
+                  f->out.c_str(), model.layer_count(), model.is_graph() ? "Conv/Linear" : "Linear",
+                  model.weight_bits(), model.act_bits(), shape_string(model.input_shape()).substr(1).c_str());
       return 0;
     }
     const Model model = load_model(f->file);

@@ -33,11 +33,12 @@ Model import_onnx(const std::string& path, const OnnxImportOptions& options = {}
 // properties that import_onnx reads back. Written atomically; throws lowbit::Error naming `path`.
 void export_onnx(const Model& model, const std::string& path);
 
-// Writes a quantized model (a chain of integer Linear layers) as a QDQ graph, the form ONNX
-// Runtime's static quantization writes (opset 17): uint8 input "input" of raw pixels
-// [batch, ...input_shape] normalized and quantized as the engine's pixel table does, per layer
-// DequantizeLinear -> Gemm (int32 bias through DequantizeLinear) -> QuantizeLinear -> Max/Min on
-// the codes, and float logits "logits".
+// Writes a quantized model as a QDQ graph, the form ONNX Runtime's static quantization writes
+// (opset 17): uint8 input "input" of raw pixels [batch, ...input_shape] normalized and quantized
+// as the engine's pixel table does, per layer DequantizeLinear -> Gemm or Conv (int32 bias through
+// DequantizeLinear) -> QuantizeLinear -> Max/Min on the codes; a CNN's residual adds and average
+// pools likewise between DequantizeLinear and QuantizeLinear, its max pools and ReLUs on the
+// uint8 codes; float logits "logits".
 // Codes of every width 1..8 are stored as uint8 (docs/onnx.md says how they map to lowbit's).
 // Written atomically; throws lowbit::Error naming `path`.
 void export_onnx(const QuantizedModel& model, const std::string& path);

@@ -82,6 +82,12 @@ class QuantizedModel {
   const IntegerLinear& layer(size_t i) const { return *layers_.at(i); }
   const std::vector<uint8_t>& input_table() const { return input_table_; }
   int64_t input_channels() const { return channels_; }
+  // Graphs only: the integer operators in order (src/quant/integer_graph.h), and the grid of the
+  // input codes the pixel table gives (bits, zero point, scale).
+  const std::vector<IntegerNode>& graph_nodes() const { return nodes_; }
+  int graph_input_bits() const { return input_bits_; }
+  int32_t graph_input_zero_point() const { return input_zero_point_; }
+  float graph_input_scale() const { return input_scale_; }
   nlohmann::json metadata;       // copied from the float model, plus quantization facts
   nlohmann::json summary() const;  // per layer: shapes, bits, scales, zero points
 

@@ -209,38 +209,9 @@ TEST(OnnxQdqExport, GraphHoldsTheEnginesConstantsExactly) {
   }
 }
 
-// ONNX Runtime's first output on uint8 pixels [count, ...shape] through tests/onnx/ort_run.js, as
-// `size` values of type T.
-template <typename T>
-std::vector<T> run_ort_as(const std::string& modules, const std::string& model, const std::vector<uint8_t>& pixels,
-                          int64_t count, const Shape& shape, int64_t size) {
-  const std::string in = model + ".pixels", out = model + ".out";
-  std::ofstream(in, std::ios::binary).write(reinterpret_cast<const char*>(pixels.data()),
-                                            static_cast<std::streamsize>(pixels.size()));
-  std::string shape_text;
-  for (int64_t d : shape) shape_text += (shape_text.empty() ? "" : ",") + std::to_string(d);
-  const std::string command = "NODE_PATH=" + modules + " node " LOWBIT_TEST_SOURCE "/onnx/ort_run.js " + model + " " +
-                              in + " " + std::to_string(count) + " " + shape_text + " " + out;
-  EXPECT_EQ(std::system(command.c_str()), 0) << command;
-  std::vector<T> result(static_cast<size_t>(size));
-  std::ifstream(out, std::ios::binary).read(reinterpret_cast<char*>(result.data()),
-                                            static_cast<std::streamsize>(result.size() * sizeof(T)));
-  return result;
-}
-
-std::vector<float> run_ort(const std::string& modules, const std::string& model, const std::vector<uint8_t>& pixels,
-                           int64_t count, const Shape& shape, int64_t classes) {
-  return run_ort_as<float>(modules, model, pixels, count, shape, count * classes);
-}
-
-template <typename T>
-std::vector<int> argmax_rows(const std::vector<T>& logits, int64_t classes) {
-  std::vector<int> best;
-  for (size_t i = 0; i < logits.size(); i += classes)
-    best.push_back(static_cast<int>(std::max_element(logits.begin() + i, logits.begin() + i + classes) -
-                                    (logits.begin() + i)));
-  return best;
-}
+using testing_ort::argmax_rows;
+using testing_ort::run_ort;
+using testing_ort::run_ort_as;
 
 // The engine's logits on `pixels`, dequantized with the logit scale.
 std::vector<float> engine_logits(const QuantizedModel& q, const std::vector<uint8_t>& pixels, int64_t count) {
