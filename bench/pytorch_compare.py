@@ -337,7 +337,7 @@ def time_lowbit(args, model, batch, threads):
     report = json.loads(run_lowbit(args, "bench", "--model", model, "--batch", str(batch),
                                    "--threads", str(threads), "--seconds", str(args.seconds),
                                    "--input", args.input, "--json"))
-    kernels = (f"CNN graph: im2col + {report['kernel']}" if args.cnn
+    kernels = (f"CNN graph: {report['ops_kernel']} + {report['kernel']}" if args.cnn
                else f"{report['input_kernel']} (first layer) + {report['kernel']}")
     return report["results"][0]["images_per_s"], kernels
 

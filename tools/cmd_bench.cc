@@ -211,7 +211,9 @@ Action add_bench_command(CLI::App& app) {
     if (f->json)
       std::printf("%s\n", nlohmann::json({{"model", f->model},
                                           {"kernel", model.kernel_name()},
-                                          {"input_kernel", model.input_kernel_name()},
+                                          // A graph's first step maps pixels to codes (the ops kernel).
+                                          {"input_kernel", model.is_graph() ? model.ops_kernel_name()
+                                                                            : model.input_kernel_name()},
                                           {"ops_kernel", model.is_graph() ? model.ops_kernel_name() : ""},
                                           {"input", input_name},
                                           {"weight_bits", model.weight_bits()},

@@ -215,7 +215,9 @@ nlohmann::json QuantizedModel::summary() const {
                       {"packed_bytes", l->weights.data.size()},
                       // bias, weight zero points, multipliers and shifts: four int32 per channel
                       {"constant_bytes", 4 * 4 * l->out_features},
-                      {"macs", macs[i]}});
+                      {"macs", macs[i]},
+                      // chosen per layer by its widths (kernels::qlinear_kernel_for)
+                      {"kernel", l->kernel ? l->kernel->name() : kernel_name()}});
   }
   nlohmann::json summary = {{"input_shape", input_shape_},
           {"num_classes", num_classes()},
