@@ -56,6 +56,13 @@ if [ "${1:-}" = "--cifar" ]; then
   if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     /usr/bin/python3 bench/train_compare.py --batches 20 --json "$out/train_compare.json" \
       | tee "$out/train_compare.txt"
+    # The integer engine against PyTorch's int8 engines on the same trained CNNs (README, "Speed
+    # against PyTorch"); run it on an idle machine.
+    for arch in cifar_small resnet20; do
+      /usr/bin/python3 bench/pytorch_compare.py --model "$out/${arch}_seed0.lbm" --bits 8,4,2 \
+        --batch 1,256 --threads 1,2 --engines float,onednn,qnnpack \
+        --json "$out/pytorch_compare_${arch}.json" | tee "$out/pytorch_compare_${arch}.txt"
+    done
   fi
   echo "wrote $out/"
   exit 0
