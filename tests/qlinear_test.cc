@@ -166,6 +166,9 @@ struct Problem {
   enum class Scale { kTypical, kExtreme } scale = Scale::kTypical;
   int32_t acc_shift = 0;
   int code_step = 1;             // weight codes are multiples of this (2 with 2-bit: sign-binary {0, 2})
+  // >= 0: a y_u8 grid of this many steps (out_max - out_min, a 1..4-bit activation), the output zero
+  // point anywhere in [0, 255] or at its ends, and multipliers spreading acc over about that many codes.
+  int out_levels = -1;
 };
 
 // The acc_shift values every kernel test covers: none, the smallest, odd, and the largest build() picks.
@@ -177,7 +180,8 @@ std::string describe(const Problem& p) {
          " x_pad=" + std::to_string(p.x_pad) + " y_pad=" + std::to_string(p.y_pad) +
          (p.out_i32 ? " i32" : " u8") + " zp=" + std::to_string(static_cast<int>(p.zero_points)) +
          (p.saturated ? " saturated" : "") + (p.scale == Problem::Scale::kExtreme ? " extreme-scale" : "") +
-         " acc_shift=" + std::to_string(p.acc_shift) + " code_step=" + std::to_string(p.code_step);
+         " acc_shift=" + std::to_string(p.acc_shift) + " code_step=" + std::to_string(p.code_step) +
+         " out_levels=" + std::to_string(p.out_levels);
 }
 
 // Runs `kernel` and the reference on one random instance of `p`; expects identical outputs
@@ -207,7 +211,7 @@ void expect_matches_reference(const QLinearKernel& kernel, const Problem& p, std
   }
   // Roughly the spread of acc, so typical multipliers map it onto a few hundred output codes.
   const double spread = std::max(1.0, std::sqrt(static_cast<double>(p.K)) * (amax + 1) * (wmax + 1) / 4.0) *
-                        std::exp2(p.acc_shift);
+                        std::exp2(p.acc_shift) * (p.out_levels >= 0 ? 100.0 / (p.out_levels + 1) : 1.0);
   for (int64_t n = 0; n < p.N; ++n) {
     switch (p.zero_points) {
       case Problem::ZeroPoints::kRandom: w_zp[n] = static_cast<int32_t>(uniform(0, wmax)); break;
@@ -235,6 +239,12 @@ void expect_matches_reference(const QLinearKernel& kernel, const Problem& p, std
   args.out_zero_point = static_cast<int32_t>(p.out_i32 ? uniform(-1000, 1000) : uniform(0, 255));
   args.out_min = static_cast<int32_t>(uniform(0, 20));
   args.out_max = static_cast<int32_t>(uniform(235, 255));
+  if (p.out_levels >= 0) {
+    args.out_min = static_cast<int32_t>(uniform(0, 3) == 0 ? 0 : uniform(0, 255 - p.out_levels));
+    args.out_max = args.out_min + p.out_levels;
+    const int64_t pick = uniform(0, 3);  // at either end of [0, 255], or near the grid, or anywhere
+    args.out_zero_point = static_cast<int32_t>(pick == 0 ? 0 : pick == 1 ? 255 : pick == 2 ? args.out_min + uniform(0, p.out_levels) : uniform(0, 255));
+  }
   args.y_stride = y_stride;
 
   const PackedWeights packed = pack_weights(w.data(), p.N, p.K, p.wbits);
@@ -326,6 +336,34 @@ TEST_P(QLinearKernelTest, ExtremeZeroPointsSaturatedInputsAndScales) {
 }
 
 // Layers too big for L2 take another path in the AVX2 kernel (4-bit weights unpacked in registers).
+// Small output grids take the AVX-512 kernels' threshold output stage (call_constants.h): every
+// width pair, every grid of 0..15 steps, typical and extreme multipliers and shifts, extreme zero
+// points, the acc_shift values, and N across feature blocks and their tails.
+TEST_P(QLinearKernelTest, SmallOutputGrids) {
+  SCOPED_TRACE(seed_trace());
+  int i = 0;
+  for (int wbits = 1; wbits <= 8; ++wbits)
+    for (int abits = 1; abits <= 8; ++abits)
+      for (int levels : {0, 1, 2, 3, 7, 15})
+        for (auto scale : {Problem::Scale::kTypical, Problem::Scale::kExtreme}) {
+          Problem p;
+          p.batch = 1 + i % 37, p.K = 1 + (i * 7) % 300, p.N = 1 + (i * 5) % 40;
+          p.wbits = wbits, p.abits = abits, p.out_levels = levels, p.scale = scale;
+          p.acc_shift = kAccShifts[i % 4];
+          p.zero_points = static_cast<Problem::ZeroPoints>(i % 3);
+          p.saturated = i % 11 == 0;
+          ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+          ++i;
+        }
+  for (int levels : {1, 3, 15}) {  // past one 32-row AMX block, and K = 16 / 32 (AMX's VNNI path)
+    for (int64_t K : {16, 27, 32, 288}) {
+      Problem p;
+      p.batch = 70, p.K = K, p.N = 33, p.wbits = 2, p.abits = 2, p.out_levels = levels;
+      ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+    }
+  }
+}
+
 TEST_P(QLinearKernelTest, LargeSubByteLayers) {
   SCOPED_TRACE(seed_trace());
   for (int bits = 1; bits <= 5; ++bits)

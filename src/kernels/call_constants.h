@@ -19,7 +19,28 @@ namespace lowbit::kernels {
 //   col_const = bias + 2^s * (-xz * sum(wc) - (c - wz) * K * xz),  row_factor = 2^s * (c - wz).
 struct CallConstants {
   std::vector<int32_t> col_const, row_factor, multiplier, shift;  // [np]; zero for n >= N
+  // The threshold output stage (fill_thresholds); levels < 0: not used by this call.
+  int32_t levels = -1;
+  std::vector<int32_t> threshold_base;  // [np]
+  std::vector<int32_t> thresholds;      // [np / 16][levels][16]
+  // What the thresholds were computed from: they depend on nothing else, so consecutive calls of
+  // one layer (a convolution's chunks of images) reuse them.
+  int64_t threshold_n = -1;
+  int32_t threshold_levels = -1, threshold_zero_point = 0, threshold_min = 0;
+  std::vector<int32_t> threshold_multiplier, threshold_shift;  // [N]
 };
+
+// Output grids of at most this many steps (out_max - out_min; 2- and 1-bit activations) may use
+// the threshold output stage: beyond it the compares cost more than requantizing (docs/kernels.md).
+inline constexpr int32_t kMaxThresholdLevels = 15;
+
+// For a y_u8 call with out_max - out_min <= max_levels (and M0 >= 0, e in [-31, 31] for every
+// feature), sets c.levels = out_max - out_min and fills, per feature n, threshold_base[n] = the
+// code of acc = INT32_MIN and the accs t - 1 at which each further code starts (INT32_MAX past the
+// last), found by binary search on requantize.h's functions, so exact by construction: the code
+// requantize + clamp gives is monotone non-decreasing in acc. Otherwise c.levels = -1. Call after
+// fill_call_constants; pass max_levels = -1 for kernels without the threshold stage.
+void fill_thresholds(const QLinearArgs& a, int64_t N, int64_t np, int32_t max_levels, CallConstants& c);
 
 // wc_sum: [N], sum_k wc[n][k]; np >= N: the padded feature count micro-kernels read. Grows `c`
 // but never shrinks it, so calls at batch 1 pay for no allocation or memset.

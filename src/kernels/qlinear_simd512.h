@@ -89,6 +89,20 @@ inline void output_stage16(const QLinearTile& t, int64_t n0, const __m512i (&acc
   const __m128i acc_shift = _mm_cvtsi32_si128(t.acc_shift);
   const __m512i col_const = _mm512_loadu_si512(t.col_const + n0);
   const __m512i row_factor = _mm512_loadu_si512(t.row_factor + n0);
+  if (t.thresholds) {  // y_u8 on a grid of t.levels steps: count the thresholds acc passes
+    const __m512i base = _mm512_loadu_si512(t.threshold_base + n0);
+    const int32_t* levels = t.thresholds + n0 * t.levels;  // this block's [levels][16]
+    const __m512i one = _mm512_set1_epi32(1);
+    for (int m = 0; m < MR; ++m) {
+      __m512i a = _mm512_add_epi32(_mm512_sll_epi32(acc[m], acc_shift), col_const);
+      a = _mm512_add_epi32(a, _mm512_mullo_epi32(row_factor, _mm512_set1_epi32(t.x_sum[m])));
+      __m512i code = base;
+      for (int j = 0; j < t.levels; ++j)
+        code = _mm512_mask_add_epi32(code, _mm512_cmpgt_epi32_mask(a, _mm512_loadu_si512(levels + 16 * j)), code, one);
+      _mm512_mask_cvtepi32_storeu_epi8(t.y_u8 + m * t.y_stride + n0, store, code);
+    }
+    return;
+  }
   const Requantize16 q = requantize16_setup(t.multiplier + n0, t.shift + n0);
   for (int m = 0; m < MR; ++m) {
     // vpslld: the dot product alone; col_const and row_factor arrive pre-shifted.
