@@ -364,6 +364,49 @@ TEST_P(QLinearKernelTest, SmallOutputGrids) {
   }
 }
 
+// The thresholds are remembered per layer (call_constants.h): a call whose multipliers, shifts or
+// grid changed, in place or not, must not reuse another call's.
+TEST_P(QLinearKernelTest, RepeatedCallsWithChangedRequantization) {
+  SCOPED_TRACE(seed_trace());
+  std::mt19937_64& rng = rng_;
+  const int64_t batch = 40, K = 50, N = 20;
+  std::vector<uint8_t> x(batch * K), w(N * K);
+  for (auto& v : x) v = static_cast<uint8_t>(rng() % 4);
+  for (auto& v : w) v = static_cast<uint8_t>(rng() % 4);
+  std::vector<int32_t> bias(N, 0), w_zp(N, 1), mult(N), shift(N);
+  for (int64_t n = 0; n < N; ++n) quantize_multiplier(0.02 * (1 + n % 5), &mult[n], &shift[n]);
+  if (!kernel().supports(2, 2)) GTEST_SKIP() << kernel().name() << " does not run 2-bit layers";
+  const PackedWeights packed = pack_weights(w.data(), N, K, 2);
+  const QLinearKernel& ref = *all_qlinear_kernels().front();
+  const auto ref_w = ref.prepare(packed, 2);
+  const auto kernel_w = kernel().prepare(packed, 2);
+  QLinearArgs a;
+  a.batch = batch, a.x = x.data(), a.x_stride = K, a.x_zero_point = 1;
+  a.bias = bias.data(), a.w_zero_point = w_zp.data(), a.multiplier = mult.data(), a.shift = shift.data();
+  a.out_zero_point = 1, a.out_min = 0, a.out_max = 3, a.y_stride = N;
+  std::vector<uint8_t> expected(batch * N), actual(batch * N);
+  auto check = [&](const char* what) {
+    SCOPED_TRACE(what);
+    a.y_u8 = expected.data();
+    ref.run(*ref_w, a);
+    a.y_u8 = actual.data();
+    kernel().run(*kernel_w, a);
+    for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(int{actual[i]}, int{expected[i]}) << "at " << i;
+  };
+  ASSERT_NO_FATAL_FAILURE(check("first call"));
+  ASSERT_NO_FATAL_FAILURE(check("same call again"));
+  a.out_zero_point = 2;
+  ASSERT_NO_FATAL_FAILURE(check("output zero point changed"));
+  mult[3] = mult[3] / 2 + 1;
+  ASSERT_NO_FATAL_FAILURE(check("one multiplier changed in place"));
+  shift[7] -= 1;
+  ASSERT_NO_FATAL_FAILURE(check("one shift changed in place"));
+  a.out_min = 1, a.out_max = 2;
+  ASSERT_NO_FATAL_FAILURE(check("grid moved"));
+  a.out_min = 0, a.out_max = 3, a.out_zero_point = 1;
+  ASSERT_NO_FATAL_FAILURE(check("back to a grid seen before"));
+}
+
 TEST_P(QLinearKernelTest, LargeSubByteLayers) {
   SCOPED_TRACE(seed_trace());
   for (int bits = 1; bits <= 5; ++bits)

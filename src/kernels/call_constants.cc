@@ -73,34 +73,49 @@ int64_t first_acc_reaching(int32_t level, int64_t lo, int64_t hi, int32_t multip
   return hi;
 }
 
+bool same_inputs(const ThresholdSet& t, const QLinearArgs& a, int64_t N, int64_t np, int32_t levels) {
+  return t.n == N && t.np == np && t.levels == levels && t.zero_point == a.out_zero_point &&
+         t.out_min == a.out_min && std::equal(a.multiplier, a.multiplier + N, t.multiplier.begin()) &&
+         std::equal(a.shift, a.shift + N, t.shift.begin());
+}
+
+// The sets kept per CallConstants: more than the layers of the models in presets.cc.
+constexpr size_t kThresholdSets = 64;
+
 }  // namespace
 
 void fill_thresholds(const QLinearArgs& a, int64_t N, int64_t np, int32_t max_levels, CallConstants& c) {
   c.levels = -1;
+  c.thresholds = nullptr;
   const int32_t levels = a.out_max - a.out_min;
   if (!a.y_u8 || levels > max_levels || levels < 0) return;
   for (int64_t n = 0; n < N; ++n)  // past the contract the code need not be monotone
     if (a.multiplier[n] < 0 || a.shift[n] < -31 || a.shift[n] > 31) return;
-  const bool same = c.threshold_levels == levels && c.threshold_zero_point == a.out_zero_point &&
-                    c.threshold_min == a.out_min && c.threshold_n == N &&
-                    std::equal(a.multiplier, a.multiplier + N, c.threshold_multiplier.begin()) &&
-                    std::equal(a.shift, a.shift + N, c.threshold_shift.begin());
   c.levels = levels;
-  if (same) return;  // consecutive calls of one layer: the thresholds depend on these alone
-  const size_t padded = static_cast<size_t>(np);
-  if (c.threshold_base.size() < padded) c.threshold_base.resize(padded);
-  if (c.threshold_multiplier.size() < padded) c.threshold_multiplier.resize(padded), c.threshold_shift.resize(padded);
-  c.thresholds.assign(padded * static_cast<size_t>(levels), INT32_MAX);  // [np / 16][levels][16]
-  constexpr int64_t kMin = INT32_MIN, kMax = INT32_MAX;
-  for (int64_t n = 0; n < np; ++n) {
-    if (n >= N) {  // padding features: computed, never stored
-      c.threshold_base[n] = a.out_min;
-      continue;
+  for (const ThresholdSet& t : c.threshold_sets)
+    if (same_inputs(t, a, N, np, levels)) {
+      c.thresholds = &t;
+      return;
     }
+  ThresholdSet* replaced;
+  if (c.threshold_sets.size() < kThresholdSets) {
+    c.threshold_sets.reserve(kThresholdSets);
+    replaced = &c.threshold_sets.emplace_back();
+  } else {
+    replaced = &c.threshold_sets[c.next_set];
+    c.next_set = (c.next_set + 1) % kThresholdSets;
+  }
+  ThresholdSet& set = *replaced;
+  const size_t padded = static_cast<size_t>(np);
+  set.n = -1;  // incomplete until filled
+  set.base.assign(padded, a.out_min);  // padding features: computed, never stored
+  set.thresholds.assign(padded * static_cast<size_t>(levels), INT32_MAX);  // [np / 16][levels][16]
+  constexpr int64_t kMin = INT32_MIN, kMax = INT32_MAX;
+  for (int64_t n = 0; n < N; ++n) {
     const int32_t m = a.multiplier[n], e = a.shift[n];
     const int32_t low = code_of(INT32_MIN, m, e, a), high = code_of(INT32_MAX, m, e, a);
-    c.threshold_base[n] = low;
-    int32_t* t = c.thresholds.data() + (n / kTileCols) * levels * kTileCols + n % kTileCols;
+    set.base[n] = low;
+    int32_t* t = set.thresholds.data() + (n / kTileCols) * levels * kTileCols + n % kTileCols;
     int64_t lo = kMin;
     for (int32_t level = low + 1; level <= high; ++level) {
       const int64_t first = first_acc_reaching(level, lo, kMax, m, e, a);
@@ -108,10 +123,10 @@ void fill_thresholds(const QLinearArgs& a, int64_t N, int64_t np, int32_t max_le
       lo = first - 1;
     }
   }
-  std::copy(a.multiplier, a.multiplier + N, c.threshold_multiplier.begin());
-  std::copy(a.shift, a.shift + N, c.threshold_shift.begin());
-  c.threshold_levels = levels, c.threshold_zero_point = a.out_zero_point, c.threshold_min = a.out_min;
-  c.threshold_n = N;
+  set.multiplier.assign(a.multiplier, a.multiplier + N);
+  set.shift.assign(a.shift, a.shift + N);
+  set.levels = levels, set.zero_point = a.out_zero_point, set.out_min = a.out_min, set.np = np, set.n = N;
+  c.thresholds = &set;
 }
 
 void set_output_stage(const QLinearArgs& a, int64_t N, const CallConstants& c, int64_t first_row,
@@ -125,9 +140,9 @@ void set_output_stage(const QLinearArgs& a, int64_t N, const CallConstants& c, i
   tile.out_zero_point = a.out_zero_point;
   tile.out_min = a.out_min;
   tile.out_max = a.out_max;
-  const bool thresholds = c.levels >= 0;
-  tile.threshold_base = thresholds ? c.threshold_base.data() : nullptr;
-  tile.thresholds = thresholds ? c.thresholds.data() : nullptr;
+  const bool thresholds = c.levels >= 0 && c.thresholds;
+  tile.threshold_base = thresholds ? c.thresholds->base.data() : nullptr;
+  tile.thresholds = thresholds ? c.thresholds->thresholds.data() : nullptr;
   tile.levels = thresholds ? c.levels : 0;
   tile.y_stride = a.y_stride;
   tile.y_u8 = a.y_u8 ? a.y_u8 + first_row * a.y_stride : nullptr;
