@@ -145,11 +145,13 @@ void register_all() {
                         {"resnet20", 256, 32, 64}};
   for (const QLinearKernel* kernel : all_qlinear_kernels()) {
     if (!kernel->available() || std::string(kernel->name()) == "qlinear_u8_ref") continue;
-    for (int bits : {8, 4})
-      for (const Conv& c : convs)
+    for (int bits : {8, 4, 2, 1})
+      for (const Conv& c : convs) {
+        if (!kernel->supports(bits, bits)) continue;  // bit-serial kernels: 1..4 bits
         benchmark::RegisterBenchmark((std::string(kernel->name()) + "/conv_" + c.model + "/" + std::to_string(c.M) + "x" +
                                       std::to_string(c.K) + "x" + std::to_string(c.N) + "/bits:" + std::to_string(bits)).c_str(),
                                      bm_layer, kernel, c.K, c.N, c.M, bits)->UseRealTime();
+      }
   }
   for (const QLinearKernel* kernel : all_qlinear_kernels()) {
     if (!kernel->available()) continue;

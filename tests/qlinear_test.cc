@@ -166,6 +166,9 @@ struct Problem {
   enum class Scale { kTypical, kExtreme } scale = Scale::kTypical;
   int32_t acc_shift = 0;
   int code_step = 1;             // weight codes are multiples of this (2 with 2-bit: sign-binary {0, 2})
+  // >= 0: a y_u8 grid of this many steps (out_max - out_min, a 1..4-bit activation), the output zero
+  // point anywhere in [0, 255] or at its ends, and multipliers spreading acc over about that many codes.
+  int out_levels = -1;
 };
 
 // The acc_shift values every kernel test covers: none, the smallest, odd, and the largest build() picks.
@@ -177,7 +180,8 @@ std::string describe(const Problem& p) {
          " x_pad=" + std::to_string(p.x_pad) + " y_pad=" + std::to_string(p.y_pad) +
          (p.out_i32 ? " i32" : " u8") + " zp=" + std::to_string(static_cast<int>(p.zero_points)) +
          (p.saturated ? " saturated" : "") + (p.scale == Problem::Scale::kExtreme ? " extreme-scale" : "") +
-         " acc_shift=" + std::to_string(p.acc_shift) + " code_step=" + std::to_string(p.code_step);
+         " acc_shift=" + std::to_string(p.acc_shift) + " code_step=" + std::to_string(p.code_step) +
+         " out_levels=" + std::to_string(p.out_levels);
 }
 
 // Runs `kernel` and the reference on one random instance of `p`; expects identical outputs
@@ -207,7 +211,7 @@ void expect_matches_reference(const QLinearKernel& kernel, const Problem& p, std
   }
   // Roughly the spread of acc, so typical multipliers map it onto a few hundred output codes.
   const double spread = std::max(1.0, std::sqrt(static_cast<double>(p.K)) * (amax + 1) * (wmax + 1) / 4.0) *
-                        std::exp2(p.acc_shift);
+                        std::exp2(p.acc_shift) * (p.out_levels >= 0 ? 100.0 / (p.out_levels + 1) : 1.0);
   for (int64_t n = 0; n < p.N; ++n) {
     switch (p.zero_points) {
       case Problem::ZeroPoints::kRandom: w_zp[n] = static_cast<int32_t>(uniform(0, wmax)); break;
@@ -235,6 +239,12 @@ void expect_matches_reference(const QLinearKernel& kernel, const Problem& p, std
   args.out_zero_point = static_cast<int32_t>(p.out_i32 ? uniform(-1000, 1000) : uniform(0, 255));
   args.out_min = static_cast<int32_t>(uniform(0, 20));
   args.out_max = static_cast<int32_t>(uniform(235, 255));
+  if (p.out_levels >= 0) {
+    args.out_min = static_cast<int32_t>(uniform(0, 3) == 0 ? 0 : uniform(0, 255 - p.out_levels));
+    args.out_max = args.out_min + p.out_levels;
+    const int64_t pick = uniform(0, 3);  // at either end of [0, 255], or near the grid, or anywhere
+    args.out_zero_point = static_cast<int32_t>(pick == 0 ? 0 : pick == 1 ? 255 : pick == 2 ? args.out_min + uniform(0, p.out_levels) : uniform(0, 255));
+  }
   args.y_stride = y_stride;
 
   const PackedWeights packed = pack_weights(w.data(), p.N, p.K, p.wbits);
@@ -326,6 +336,77 @@ TEST_P(QLinearKernelTest, ExtremeZeroPointsSaturatedInputsAndScales) {
 }
 
 // Layers too big for L2 take another path in the AVX2 kernel (4-bit weights unpacked in registers).
+// Small output grids take the AVX-512 kernels' threshold output stage (call_constants.h): every
+// width pair, every grid of 0..15 steps, typical and extreme multipliers and shifts, extreme zero
+// points, the acc_shift values, and N across feature blocks and their tails.
+TEST_P(QLinearKernelTest, SmallOutputGrids) {
+  SCOPED_TRACE(seed_trace());
+  int i = 0;
+  for (int wbits = 1; wbits <= 8; ++wbits)
+    for (int abits = 1; abits <= 8; ++abits)
+      for (int levels : {0, 1, 2, 3, 7, 15})
+        for (auto scale : {Problem::Scale::kTypical, Problem::Scale::kExtreme}) {
+          Problem p;
+          p.batch = 1 + i % 37, p.K = 1 + (i * 7) % 300, p.N = 1 + (i * 5) % 40;
+          p.wbits = wbits, p.abits = abits, p.out_levels = levels, p.scale = scale;
+          p.acc_shift = kAccShifts[i % 4];
+          p.zero_points = static_cast<Problem::ZeroPoints>(i % 3);
+          p.saturated = i % 11 == 0;
+          ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+          ++i;
+        }
+  for (int levels : {1, 3, 15}) {  // past one 32-row AMX block, and K = 16 / 32 (AMX's VNNI path)
+    for (int64_t K : {16, 27, 32, 288}) {
+      Problem p;
+      p.batch = 70, p.K = K, p.N = 33, p.wbits = 2, p.abits = 2, p.out_levels = levels;
+      ASSERT_NO_FATAL_FAILURE(expect_matches_reference(kernel(), p, rng_));
+    }
+  }
+}
+
+// The thresholds are remembered per layer (call_constants.h): a call whose multipliers, shifts or
+// grid changed, in place or not, must not reuse another call's.
+TEST_P(QLinearKernelTest, RepeatedCallsWithChangedRequantization) {
+  SCOPED_TRACE(seed_trace());
+  std::mt19937_64& rng = rng_;
+  const int64_t batch = 40, K = 50, N = 20;
+  std::vector<uint8_t> x(batch * K), w(N * K);
+  for (auto& v : x) v = static_cast<uint8_t>(rng() % 4);
+  for (auto& v : w) v = static_cast<uint8_t>(rng() % 4);
+  std::vector<int32_t> bias(N, 0), w_zp(N, 1), mult(N), shift(N);
+  for (int64_t n = 0; n < N; ++n) quantize_multiplier(0.02 * (1 + n % 5), &mult[n], &shift[n]);
+  if (!kernel().supports(2, 2)) GTEST_SKIP() << kernel().name() << " does not run 2-bit layers";
+  const PackedWeights packed = pack_weights(w.data(), N, K, 2);
+  const QLinearKernel& ref = *all_qlinear_kernels().front();
+  const auto ref_w = ref.prepare(packed, 2);
+  const auto kernel_w = kernel().prepare(packed, 2);
+  QLinearArgs a;
+  a.batch = batch, a.x = x.data(), a.x_stride = K, a.x_zero_point = 1;
+  a.bias = bias.data(), a.w_zero_point = w_zp.data(), a.multiplier = mult.data(), a.shift = shift.data();
+  a.out_zero_point = 1, a.out_min = 0, a.out_max = 3, a.y_stride = N;
+  std::vector<uint8_t> expected(batch * N), actual(batch * N);
+  auto check = [&](const char* what) {
+    SCOPED_TRACE(what);
+    a.y_u8 = expected.data();
+    ref.run(*ref_w, a);
+    a.y_u8 = actual.data();
+    kernel().run(*kernel_w, a);
+    for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(int{actual[i]}, int{expected[i]}) << "at " << i;
+  };
+  ASSERT_NO_FATAL_FAILURE(check("first call"));
+  ASSERT_NO_FATAL_FAILURE(check("same call again"));
+  a.out_zero_point = 2;
+  ASSERT_NO_FATAL_FAILURE(check("output zero point changed"));
+  mult[3] = mult[3] / 2 + 1;
+  ASSERT_NO_FATAL_FAILURE(check("one multiplier changed in place"));
+  shift[7] -= 1;
+  ASSERT_NO_FATAL_FAILURE(check("one shift changed in place"));
+  a.out_min = 1, a.out_max = 2;
+  ASSERT_NO_FATAL_FAILURE(check("grid moved"));
+  a.out_min = 0, a.out_max = 3, a.out_zero_point = 1;
+  ASSERT_NO_FATAL_FAILURE(check("back to a grid seen before"));
+}
+
 TEST_P(QLinearKernelTest, LargeSubByteLayers) {
   SCOPED_TRACE(seed_trace());
   for (int bits = 1; bits <= 5; ++bits)

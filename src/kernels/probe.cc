@@ -35,6 +35,7 @@ struct Case {
   bool saturated = false;  // every input and weight code at its maximum
   Scale scale = Scale::kTypical;
   int32_t acc_shift = 0;
+  int out_levels = -1;     // >= 0: a u8 grid of this many steps (the AVX-512 threshold output stage)
   // Pixel kernels only.
   int64_t channels = 0;    // 0: a qlinear case; else K = channels * per_channel
   int zero_percent = 80;   // share of pixels that are 0
@@ -53,6 +54,7 @@ std::string describe(int index, const Case& c) {
   if (c.scale != Scale::kTypical) s += c.scale == Scale::kExtreme ? " extreme-scales" : " requantize-edges";
   if (c.channels) s += " channels=" + std::to_string(c.channels) + " zero-pixels=" + std::to_string(c.zero_percent) + "%";
   if (c.extreme_pixels) s += " int16-bound";
+  if (c.out_levels >= 0) s += " out-levels=" + std::to_string(c.out_levels);
   return s + ")";
 }
 
@@ -106,7 +108,7 @@ Instance make_instance(const Case& c, Random& r) {
   if (c.zero_points == ZeroPoints::kZero) x_zp = 0;
   if (c.zero_points == ZeroPoints::kMax) x_zp = amax;
   const double spread = std::max(1.0, std::sqrt(static_cast<double>(c.K)) * (amax + 1) * (wmax + 1) / 4.0) *
-                        std::exp2(c.acc_shift);
+                        std::exp2(c.acc_shift) * (c.out_levels >= 0 ? 100.0 / (c.out_levels + 1) : 1.0);
   in.bias.resize(c.N), in.w_zp.resize(c.N), in.mult.resize(c.N), in.shift.resize(c.N);
   for (int64_t n = 0; n < c.N; ++n) {
     in.w_zp[n] = static_cast<int32_t>(r.uniform(0, wmax));
@@ -146,6 +148,11 @@ Instance make_instance(const Case& c, Random& r) {
   if (c.out_i32 && c.scale == Scale::kEdges) a.out_zero_point = r.uniform(0, 1) ? kInt32Max - 3 : kInt32Min + 3;
   a.out_min = static_cast<int32_t>(r.uniform(0, 20));
   a.out_max = static_cast<int32_t>(r.uniform(235, 255));
+  if (c.out_levels >= 0) {
+    a.out_min = static_cast<int32_t>(r.uniform(0, 255 - c.out_levels));
+    a.out_max = a.out_min + c.out_levels;
+    a.out_zero_point = a.out_min + static_cast<int32_t>(r.uniform(0, c.out_levels));
+  }
   a.y_stride = c.N + c.y_pad;
   in.packed = pack_weights(in.w.data(), c.N, c.K, c.wbits);
   in.abits = c.abits;
@@ -251,6 +258,16 @@ std::vector<Case> qlinear_cases() {
   {
     Case c;
     c.batch = 131, c.K = 144, c.N = 16, c.wbits = 2, c.abits = 2, c.acc_shift = 3;
+    cases.push_back(c);
+  }
+  // u8 grids of 1, 3 and 15 steps (1-, 2- and 4-bit activations): the AVX-512 kernels' threshold
+  // output stage, with requantize corners and past one AMX block.
+  for (int i = 0; i < 4; ++i) {
+    static constexpr int kLevels[] = {1, 3, 15, 3};
+    Case c;
+    c.batch = i == 3 ? 40 : 3 + i, c.K = 27 + 20 * i, c.N = 17 + 8 * i, c.wbits = 1 + i, c.abits = i == 2 ? 4 : 2;
+    c.out_levels = kLevels[i], c.acc_shift = 2 * i, c.zero_points = static_cast<ZeroPoints>(i % 3);
+    c.scale = i == 1 ? Scale::kEdges : Scale::kTypical, c.y_pad = i % 2;
     cases.push_back(c);
   }
   return cases;

@@ -1,5 +1,5 @@
 // AMX-INT8 qlinear micro-kernel: 32 rows x 32 features per block in four C tiles (tdpbusd), finished
-// by the 256-bit output stage the AVX2 and VNNI kernels share. Compiled with -mamx-tile -mamx-int8
+// by the 512-bit output stage of qlinear_simd512.h. Compiled with -mamx-tile -mamx-int8
 // and AVX-512 F/BW/VL/VNNI (masked byte loads for the row sums); runs only when dispatch.cc found AMX
 // and the kernel granted this process the tile data state (cpu_has_amx()).
 #include <immintrin.h>
@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/qlinear_simd256.h"
+#include "kernels/qlinear_simd512.h"
 #include "kernels/qlinear_ukernel.h"
 
 namespace lowbit::kernels {
@@ -83,13 +83,9 @@ void finish(const QLinearTile& block, const int32_t* c, const int32_t* x_sum, in
   t.x_sum = x_sum + m0;
   if (t.y_u8) t.y_u8 += m0 * t.y_stride;
   if (t.y_i32) t.y_i32 += m0 * t.y_stride;
-  __m256i acc[MR][2];
-  for (int m = 0; m < MR; ++m) {
-    const int32_t* row = c + (m0 + m) * 2 * kTileCols + col;
-    acc[m][0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
-    acc[m][1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 8));
-  }
-  output_stage<MR>(t, n0, acc);
+  __m512i acc[MR];
+  for (int m = 0; m < MR; ++m) acc[m] = _mm512_load_si512(c + (m0 + m) * 2 * kTileCols + col);
+  output_stage16<MR>(t, n0, acc);
 }
 
 void finish_rows(const QLinearTile& block, const int32_t* c, const int32_t* x_sum, int64_t mr, int64_t n0, int col) {

@@ -1,12 +1,12 @@
 // AVX-512 VNNI qlinear micro-kernel: the AVX2 tile (4 rows x 16 features) with vpdpbusd on zmm.
 // Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni; only runs when dispatch.cc finds VNNI.
-// acc_shift is applied by output_stage (qlinear_simd256.h), shared with AVX2 and tested there.
+// The 512-bit output stage (qlinear_simd256.h's arithmetic on 16 lanes) is qlinear_simd512.h's.
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/qlinear_simd256.h"
+#include "kernels/qlinear_simd512.h"
 #include "kernels/qlinear_ukernel.h"
 
 namespace lowbit::kernels {
@@ -15,7 +15,7 @@ namespace {
 // vpdpbusd adds 4 products u8 x * s8 wc to each int32 lane with no intermediate saturation. On zmm,
 // one 64-byte k-quad of a 16-feature block is one register: each k-quad is one weight load and one
 // vpdpbusd per row (on ymm it was two of each, and measured 5-15 % slower on Sapphire Rapids,
-// docs/kernels.md); the two halves of each sum go to the shared 256-bit output stage.
+// docs/kernels.md); each sum goes whole to the 16-lane output stage.
 template <int MR>
 void tile_vnni(const QLinearTile& t) {
   const auto* x = static_cast<const uint8_t*>(t.x);
@@ -32,10 +32,7 @@ void tile_vnni(const QLinearTile& t) {
         sum[m] = _mm512_dpbusd_epi32(sum[m], _mm512_set1_epi32(quad), w0);
       }
     }
-    __m256i acc[MR][2];
-    for (int m = 0; m < MR; ++m)
-      acc[m][0] = _mm512_castsi512_si256(sum[m]), acc[m][1] = _mm512_extracti64x4_epi64(sum[m], 1);
-    output_stage<MR>(t, n0, acc);
+    output_stage16<MR>(t, n0, sum);
   }
 }
 

@@ -172,6 +172,8 @@ class BitserialKernel final : public QLinearKernel {
     thread_local CallConstants constants;
     // Raw codes: centre 0, so call_constants' sum(wc) is the sum of the codes.
     fill_call_constants(a, w.rows, w.np, w.cols, 0, w.w_sum.data(), constants);
+    // Only the 512-bit output stage (qlinear_simd512.h) has the threshold form.
+    fill_thresholds(a, w.rows, w.np, isa_ == Isa::kAvx512Vpopcnt ? kMaxThresholdLevels : -1, constants);
     // A lambda does not capture a thread_local: name this thread's copy for the OpenMP threads.
     const CallConstants& c = constants;
     // Chunks of 64 rows handed out dynamically (as qlinear_tiled.cc); results do not depend on it.

@@ -1,13 +1,13 @@
 // Bit-serial qlinear micro-kernels on AVX-512 VPOPCNTDQ: vpandd + vpopcntd over 16 features x 32 k.
 // Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq; runs only when dispatch.cc finds
-// VPOPCNTDQ. The output stage is qlinear_simd256.h's, shared with the other SIMD kernels.
+// VPOPCNTDQ. The output stage is qlinear_simd512.h's, shared with the VNNI and AMX kernels.
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
 
 #include "kernels/qlinear_bitserial.h"
-#include "kernels/qlinear_simd256.h"
+#include "kernels/qlinear_simd512.h"
 
 namespace lowbit::kernels {
 namespace {
@@ -16,7 +16,7 @@ namespace {
 // every plane pair with i + j = s, so no shift sits in the loop; Horner's rule weighs them by 2^s
 // at the end. Counts stay below 2^31: at most 4 pairs * 32 * kw <= 2^17 per s at K = 32768.
 template <int B, int A, int G>
-inline void rows_dot(const BitserialTile& t, const uint32_t* w, int m0, __m256i (&acc)[kTileRows][2]) {
+inline void rows_dot(const BitserialTile& t, const uint32_t* w, int m0, __m512i (&acc)[kTileRows]) {
   constexpr int S = A + B - 1;
   __m512i sum[G][S];
   for (int g = 0; g < G; ++g)
@@ -35,20 +35,16 @@ inline void rows_dot(const BitserialTile& t, const uint32_t* w, int m0, __m256i 
   for (int g = 0; g < G; ++g) {
     __m512i total = sum[g][S - 1];
     for (int s = S - 2; s >= 0; --s) total = _mm512_add_epi32(_mm512_add_epi32(total, total), sum[g][s]);
-    // Through memory rather than vextracti64x4: GCC 12's intrinsic trips -Wmaybe-uninitialized.
-    alignas(64) int32_t lanes[16];
-    _mm512_store_si512(lanes, total);
-    acc[m0 + g][0] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
-    acc[m0 + g][1] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
+    acc[m0 + g] = total;
   }
 }
 
 // The first MR rows of acc through the shared output stage.
 template <int MR>
-inline void finish(const BitserialTile& t, int64_t n0, const __m256i (&acc)[kTileRows][2]) {
-  __m256i rows[MR][2];
-  for (int m = 0; m < MR; ++m) rows[m][0] = acc[m][0], rows[m][1] = acc[m][1];
-  output_stage<MR>(t.out, n0, rows);
+inline void finish(const BitserialTile& t, int64_t n0, const __m512i (&acc)[kTileRows]) {
+  __m512i rows[MR];
+  for (int m = 0; m < MR; ++m) rows[m] = acc[m];
+  output_stage16<MR>(t.out, n0, rows);
 }
 
 template <int B, int A>
@@ -57,7 +53,8 @@ void tile_vpopcnt(const BitserialTile& t) {
   constexpr int G = (A + B - 1) <= 4 ? 4 : 2;
   const uint32_t* w = t.w_planes;
   for (int64_t n0 = 0; n0 < t.out.n; n0 += kTileCols, w += t.kw * B * 16) {
-    __m256i acc[kTileRows][2] = {};
+    __m512i acc[kTileRows];
+    for (__m512i& v : acc) v = _mm512_setzero_si512();
     for (int m0 = 0; m0 < t.out.mr; m0 += G) rows_dot<B, A, G>(t, w, m0, acc);  // rows >= mr: zero planes
     switch (t.out.mr) {
       case 1: finish<1>(t, n0, acc); break;
@@ -97,7 +94,8 @@ void qlinear_pack_x_planes__avx512(const uint8_t* x, int64_t x_stride, int64_t m
         if (w + 1 < kw) p[i * kw + w + 1] = static_cast<uint32_t>(bits >> 32);
       }
     }
-    alignas(64) int64_t lanes[8];  // not _mm512_reduce_add_epi64: see rows_dot
+    // Through memory, not _mm512_reduce_add_epi64: GCC 12's intrinsic trips -Wmaybe-uninitialized.
+  alignas(64) int64_t lanes[8];
     _mm512_store_si512(lanes, sum);
     x_sum[m] = static_cast<int32_t>(lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7]);
   }

@@ -63,8 +63,10 @@ void block_weights(const PackedWeights& packed, TiledWeights& t) {
   }
 }
 
-void fill_constants(const TiledWeights& w, const QLinearArgs& a, CallConstants& c) {
+// max_levels: the threshold output stage's limit (call_constants.h), -1 for kernels without it.
+void fill_constants(const TiledWeights& w, const QLinearArgs& a, int32_t max_levels, CallConstants& c) {
   fill_call_constants(a, w.rows, w.np, w.cols, w.centre, w.wc_sum.data(), c);
+  fill_thresholds(a, w.rows, w.np, max_levels, c);
 }
 
 // Rows [m0, m0 + mr) of x into the zero-padded tile buffer, with their sums.
@@ -130,7 +132,9 @@ class TiledKernel : public QLinearKernel {
     if (!tiled) throw Error(std::string(name()) + ": weights were prepared by another kernel");
     const TiledWeights& w = *tiled;
     thread_local CallConstants constants;
-    fill_constants(w, a, constants);
+    // Only the 512-bit output stage (qlinear_simd512.h) has the threshold form.
+    const bool avx512 = w.ukernel == qlinear_ukernel_4x16c4__avx512vnni;
+    fill_constants(w, a, avx512 ? kMaxThresholdLevels : -1, constants);
     if (w.layout == WeightLayout::kS8x2)
       run_all<int16_t>(w, a, constants);
     else
@@ -238,7 +242,7 @@ class AmxKernel final : public QLinearKernel {
     if (a.batch < kAmxBlockRows || amx->vnni_always) return qlinear_u8_avx512vnni().run(*amx->vnni, a);
     const TiledWeights& w = amx->blocked;
     thread_local CallConstants call_constants;
-    fill_constants(w, a, call_constants);
+    fill_constants(w, a, kMaxThresholdLevels, call_constants);
     // The calling thread's constants: inside the region `call_constants` would name each thread's own.
     const CallConstants& constants = call_constants;
     // As run_all: chunks of 64 rows handed out dynamically, none of it threaded below 64 rows.

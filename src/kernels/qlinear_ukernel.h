@@ -41,6 +41,12 @@ struct QLinearTile {
   const int32_t* shift = nullptr;       // [N rounded up to 16]
   int32_t acc_shift = 0;                // 0..kMaxAccShift, as QLinearArgs::acc_shift
   int32_t out_zero_point = 0, out_min = 0, out_max = 255;
+  // The threshold output stage (call_constants.h, fill_thresholds), read by the AVX-512 kernels only:
+  // for y_u8, code = threshold_base[n] + #{j < levels : acc > thresholds[n / 16][j][n % 16]},
+  // the same codes as requantize + clamp. Null: the full output stage.
+  const int32_t* threshold_base = nullptr;  // [N rounded up to 16]
+  const int32_t* thresholds = nullptr;      // [ceil(N/16)][levels][16]
+  int32_t levels = 0;
   uint8_t* y_u8 = nullptr;           // [mr][y_stride] or null
   int32_t* y_i32 = nullptr;          // [mr][y_stride] or null
   int64_t y_stride = 0;
