@@ -54,33 +54,15 @@ class Exporter {
     return initializer(name, dims, tensor.data(), tensor.size());
   }
 
-  onnx::NodeProto* add_node(const std::string& op, const std::string& name, std::vector<std::string> inputs,
+  onnx::NodeProto* add_node(const std::string& op, const std::string& name, const std::vector<std::string>& inputs,
                             const std::string& output) {
-    onnx::NodeProto* n = graph_->add_node();
-    n->set_op_type(op);
-    n->set_name(name);
-    for (const std::string& i : inputs) n->add_input(i);
-    n->add_output(output);
-    return n;
+    return onnx_writer::add_node(graph_, op, name, inputs, output);
   }
-  static void ints(onnx::NodeProto* n, const char* name, std::vector<int64_t> values) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t v : values) a->add_ints(v);
+  static void ints(onnx::NodeProto* n, const char* name, const std::vector<int64_t>& values) {
+    onnx_writer::integers(n, name, values);
   }
-  static void integer(onnx::NodeProto* n, const char* name, int64_t value) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(value);
-  }
-  static void real(onnx::NodeProto* n, const char* name, float value) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::FLOAT);
-    a->set_f(value);
-  }
+  static void integer(onnx::NodeProto* n, const char* name, int64_t value) { onnx_writer::integer(n, name, value); }
+  static void real(onnx::NodeProto* n, const char* name, float value) { onnx_writer::real(n, name, value); }
   static void window(onnx::NodeProto* n, const Json& config) {
     const auto [kh, kw] = pair_of(config["kernel"]);
     const auto [sh, sw] = pair_of(config["stride"]);

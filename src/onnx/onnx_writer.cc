@@ -11,6 +11,37 @@
 
 namespace lowbit::onnx_writer {
 
+onnx::NodeProto* add_node(onnx::GraphProto* graph, const std::string& op, const std::string& name,
+                          const std::vector<std::string>& inputs, const std::string& output) {
+  onnx::NodeProto* n = graph->add_node();
+  n->set_op_type(op);
+  n->set_name(name);
+  for (const std::string& i : inputs) n->add_input(i);
+  n->add_output(output);
+  return n;
+}
+
+void integer(onnx::NodeProto* n, const char* name, int64_t value) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+
+void integers(onnx::NodeProto* n, const char* name, const std::vector<int64_t>& values) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : values) a->add_ints(v);
+}
+
+void real(onnx::NodeProto* n, const char* name, float value) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+
 onnx::ModelProto new_model(const std::string& graph_name) {
   onnx::ModelProto proto;
   proto.set_ir_version(8);

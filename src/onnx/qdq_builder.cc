@@ -30,26 +30,7 @@ std::string QdqBuilder::scalar_u8(const std::string& name, int32_t v) {
 
 onnx::NodeProto* QdqBuilder::add_node(const std::string& op, const std::string& name,
                                       const std::vector<std::string>& inputs, const std::string& output) {
-  onnx::NodeProto* n = graph_->add_node();
-  n->set_op_type(op);
-  n->set_name(name);
-  for (const std::string& i : inputs) n->add_input(i);
-  n->add_output(output);
-  return n;
-}
-
-void QdqBuilder::integer(onnx::NodeProto* n, const char* name, int64_t value) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(value);
-}
-
-void QdqBuilder::integers(onnx::NodeProto* n, const char* name, const std::vector<int64_t>& values) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t v : values) a->add_ints(v);
+  return onnx_writer::add_node(graph_, op, name, inputs, output);
 }
 
 void QdqBuilder::input_codes(const std::string& x, const std::string& codes, float scale, int32_t zero_point, int bits,

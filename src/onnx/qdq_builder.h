@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lowbit/quantized_model.h"
+#include "onnx/onnx_writer.h"
 #include "lowbit/tensor.h"
 
 namespace lowbit {
@@ -38,8 +39,10 @@ class QdqBuilder {
 
   onnx::NodeProto* add_node(const std::string& op, const std::string& name, const std::vector<std::string>& inputs,
                             const std::string& output);
-  static void integer(onnx::NodeProto* n, const char* name, int64_t value);
-  static void integers(onnx::NodeProto* n, const char* name, const std::vector<int64_t>& values);
+  static void integer(onnx::NodeProto* n, const char* name, int64_t value) { onnx_writer::integer(n, name, value); }
+  static void integers(onnx::NodeProto* n, const char* name, const std::vector<int64_t>& values) {
+    onnx_writer::integers(n, name, values);
+  }
 
   // Raw uint8 pixels `x` -> the codes `codes` of the grid (scale, zero_point, bits) that the
   // engine's pixel table gives. x is [batch, features] (pixels [C, H, W] flattened) when !image,
