@@ -136,8 +136,10 @@ TEST(IntegerOps, AddAndAveragePoolingAreTheRealOperationRounded) {
     p.window = {3, 3, 2, 2, 1, 1};
     p.count_include_pad = include_pad;
     p.in_zero_point = 7, p.out_zero_point = 3;
+    p.sum_shift = kernels::avg_pool_sum_shift(9);
     std::vector<int32_t> pm(9), pe(9);
-    for (int d = 1; d <= 9; ++d) kernels::quantize_multiplier(0.02 / (0.015 * d), &pm[d - 1], &pe[d - 1]);
+    for (int d = 1; d <= 9; ++d)
+      kernels::quantize_multiplier(0.02 / (0.015 * d) / std::ldexp(1.0, p.sum_shift), &pm[d - 1], &pe[d - 1]);
     p.multiplier = pm.data(), p.shift = pe.data();
     kernels::avg_pool(x.data(), 1, in, out, p, pooled.data());
     for (int64_t oy = 0; oy < out.h; ++oy)
@@ -151,11 +153,56 @@ TEST(IntegerOps, AddAndAveragePoolingAreTheRealOperationRounded) {
               if (yy < 0 || yy >= in.h || xx < 0 || xx >= in.w) continue;
               sum += 0.02 * (x[(yy * in.w + xx) * 3 + c] - 7), ++inside;
             }
-          const double mean = sum / (include_pad ? 9 : inside);
-          const double expected = std::clamp(std::nearbyint(mean / 0.015) + 3, 0.0, 255.0);
-          EXPECT_LE(std::fabs(pooled[(oy * out.w + ox) * 3 + c] - expected), 1.0) << oy << " " << ox << " " << c;
+          const double mean = sum / (include_pad ? 9 : inside) / 0.015;
+          // Rounded once, half away from zero: exact unless the mean lies next to a half.
+          const double expected = std::clamp(std::round(mean) + 3, 0.0, 255.0);
+          if (std::fabs(mean - std::floor(mean) - 0.5) < 1e-3) continue;
+          EXPECT_EQ(pooled[(oy * out.w + ox) * 3 + c], expected) << oy << " " << ox << " " << c;
         }
   }
+}
+
+// The average pool's requantization rounds once (docs/quantization.md, section 4): with the sum
+// shifted left, every output is the single rounding of S * M * 2^(e - 31 + L) unless that value
+// lies within 2^-L of a half; without the shift (files before version 4) about one in eight was
+// one code off, which is what this test exists to catch.
+TEST(IntegerOps, AveragePoolRoundsOnceWithTheSumShift) {
+  std::mt19937 gen(11);
+  const kernels::ImageShape in{4, 4, 16}, out{1, 1, 16};  // a global pool over 16 cells
+  int64_t checked = 0, off_without_shift = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    // Codes near the input's zero point and s_in / s_out in [1, 4], as after a trained conv: the
+    // mean stays on the output grid, and the multiplier's exponent is -2..-4, where the double
+    // rounding showed most.
+    const int32_t z_in = 40 + static_cast<int32_t>(gen() % 176), z_out = 128;
+    std::vector<uint8_t> x(in.size()), y(out.size());
+    for (uint8_t& v : x) v = static_cast<uint8_t>(z_in - 20 + static_cast<int32_t>(gen() % 41));
+    const double ratio = 1.0 + 3.0 * static_cast<double>(gen() % 1000) / 1000.0;
+    for (const int32_t sum_shift : {kernels::avg_pool_sum_shift(16), 0}) {
+      std::vector<int32_t> m(16), e(16);
+      for (int d = 1; d <= 16; ++d) kernels::quantize_multiplier(ratio / d / std::ldexp(1.0, sum_shift), &m[d - 1], &e[d - 1]);
+      kernels::AvgPoolArgs a;
+      a.window = {4, 4, 1, 1, 0, 0};
+      a.in_zero_point = z_in, a.out_zero_point = z_out, a.sum_shift = sum_shift;
+      a.multiplier = m.data(), a.shift = e.data();
+      kernels::avg_pool(x.data(), 1, in, out, a, y.data());
+      for (int64_t c = 0; c < 16; ++c) {
+        int64_t sum = 0;
+        for (int64_t cell = 0; cell < 16; ++cell) sum += x[cell * 16 + c] - z_in;
+        const double real = std::ldexp(static_cast<double>(sum) * m[15], e[15] - 31 + sum_shift);
+        if (std::fabs(std::fabs(real - std::trunc(real)) - 0.5) < 1e-3) continue;
+        const double expected = std::clamp(std::round(real) + z_out, 0.0, 255.0);
+        if (sum_shift == 0) {
+          off_without_shift += y[c] != expected;
+        } else {
+          EXPECT_EQ(y[c], expected) << "trial " << trial << " channel " << c << " sum " << sum;
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 5000);
+  EXPECT_GT(off_without_shift, checked / 50);  // the double rounding the shift removes
 }
 
 TEST(IntegerOps, Im2colAndMaxPoolingFollowTheirDefinitions) {
@@ -239,7 +286,9 @@ TEST(CnnEngine, EveryPresetAndWidthRunsAndAgreesWithItsSimulationFrom4BitsUp) {
         same += std::max_element(engine.data() + i * 3, engine.data() + i * 3 + 3) - (engine.data() + i * 3) ==
                 std::max_element(simulated.data() + i * 3, simulated.data() + i * 3 + 3) - (simulated.data() + i * 3);
       // At 2 bits and below the tiny model's logits take few values and near-ties go either way.
-      if (bits >= 4) EXPECT_GE(same, t.test.count * 9 / 10);
+      if (bits >= 4) {
+        EXPECT_GE(same, t.test.count * 9 / 10);
+      }
     }
   }
 }
@@ -362,6 +411,8 @@ TEST(CnnEngine, HostileGraphFieldsAreErrorsNamingTheNode) {
       {"add multiplier off", [add](Json& g) { g["nodes"][add]["multiplier"][0] = (1 << 30) + 12345; }},
       {"add with one input", [add](Json& g) { g["nodes"][add]["inputs"] = {g["nodes"][add]["inputs"][0]}; }},
       {"pool divisor multipliers missing", [pool](Json& g) { g["nodes"][pool]["multiplier"] = Json::array(); }},
+      {"pool sum shift out of range", [pool](Json& g) { g["nodes"][pool]["sum_shift"] = 17; }},
+      {"pool sum shift unlike its multipliers", [pool](Json& g) { g["nodes"][pool]["sum_shift"] = 3; }},
       {"scale zero", [add](Json& g) { g["nodes"][add]["scale"] = 0; }},
       {"zero point past the codes", [add](Json& g) { g["nodes"][add]["zero_point"] = 300; }},
       {"bits 9", [](Json& g) { g["nodes"][0]["bits"] = 9; }},
@@ -383,6 +434,55 @@ TEST(CnnEngine, HostileGraphFieldsAreErrorsNamingTheNode) {
       EXPECT_EQ(message.find('\n'), std::string::npos) << what << ": " << message;
     }
   }
+}
+
+// Average pools shift their sums since format version 4. A version-3 file (no sum_shift, the
+// multipliers 2^L larger) still loads, runs with shift 0 and saves back byte for byte; a
+// sum_shift in a version-3 file is refused.
+TEST(CnnEngine, VersionThreeGraphsLoadWithoutTheSumShift) {
+  const Trained& t = trained();
+  const QuantizedModel q =
+      QuantizedModel::build(t.model, plan_quantization(t.model, t.calibration, preset_options("minmax", 8, 8)));
+  const std::string dir = std::string(LOWBIT_TEST_TMP) + "/cnn_quantize";
+  std::filesystem::create_directories(dir);
+  q.save(dir + "/v4.lbq");
+  Container c = read_container(dir + "/v4.lbq", "quantized");
+  EXPECT_EQ(c.version, 4u);
+  Container with_shift = c;
+  int pools = 0;
+  for (Json& n : c.header["graph"]["nodes"]) {
+    if (!n.contains("sum_shift")) continue;
+    const int shift = n["sum_shift"].get<int>();
+    EXPECT_GT(shift, 0);
+    for (Json& e : n["shift"]) e = e.get<int>() + shift;  // the same multipliers, 2^shift larger
+    n.erase("sum_shift");
+    ++pools;
+  }
+  ASSERT_GT(pools, 0);
+  c.version = 3;
+  c.header.erase("blobs");
+  const std::string old_file = dir + "/v3.lbq";
+  std::ofstream(old_file, std::ios::binary) << encode_container(c);
+  const QuantizedModel old_model = QuantizedModel::load(old_file);
+  // One code in a pool here and there: the predictions stay (nearly) the new file's.
+  const std::vector<int32_t> old_logits = engine_logits(old_model, t.test), new_logits = engine_logits(q, t.test);
+  const int64_t classes = q.num_classes();
+  int64_t same = 0;
+  for (int64_t i = 0; i < t.test.count; ++i) {
+    const auto first = [&](const std::vector<int32_t>& l) {
+      return std::max_element(l.begin() + i * classes, l.begin() + (i + 1) * classes) - l.begin();
+    };
+    same += first(old_logits) == first(new_logits);
+  }
+  EXPECT_GE(same, t.test.count * 9 / 10);
+  old_model.save(dir + "/v3_again.lbq");
+  std::ifstream a(old_file, std::ios::binary), b(dir + "/v3_again.lbq", std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(a), {}), std::string(std::istreambuf_iterator<char>(b), {}));
+
+  with_shift.version = 3;
+  with_shift.header.erase("blobs");
+  std::ofstream(dir + "/v3_with_shift.lbq", std::ios::binary) << encode_container(with_shift);
+  EXPECT_THROW(QuantizedModel::load(dir + "/v3_with_shift.lbq"), Error);
 }
 
 }  // namespace

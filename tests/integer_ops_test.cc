@@ -143,18 +143,21 @@ TEST(IntegerOpsKernels, PoolingMatchesTheReference) {
       a.out_zero_point = r.zero_point();
       a.out_min = r(0, 1) ? a.out_zero_point : 0;
       const int64_t area = w.kernel_h * w.kernel_w;
+      a.sum_shift = static_cast<int32_t>(r(0, avg_pool_sum_shift(area)));
       std::vector<int32_t> m(static_cast<size_t>(area)), e(static_cast<size_t>(area));
       const bool extreme = r(0, 3) == 0;
       for (int64_t d = 1; d <= area; ++d) {
         if (extreme) {
           m[d - 1] = static_cast<int32_t>(r(1 << 30, 2147483647)), e[d - 1] = static_cast<int32_t>(r(-31, 30));
         } else {
-          quantize_multiplier(static_cast<double>(r(50, 200)) / 100.0 / static_cast<double>(d), &m[d - 1], &e[d - 1]);
+          quantize_multiplier(static_cast<double>(r(50, 200)) / 100.0 / static_cast<double>(d) / std::ldexp(1.0, a.sum_shift),
+                              &m[d - 1], &e[d - 1]);
         }
       }
       a.multiplier = m.data(), a.shift = e.data();
       expect_same(*kernel, batch * out.size(),
-                  "avg_pool " + what + (a.count_include_pad ? " count_include_pad" : "") + (extreme ? " extreme" : ""),
+                  "avg_pool " + what + (a.count_include_pad ? " count_include_pad" : "") + (extreme ? " extreme" : "") +
+                      " sum_shift " + std::to_string(a.sum_shift),
                   [&](const IntegerOpsKernel& k, uint8_t* y) { k.avg_pool(x.data(), batch, in, out, a, y); });
     }
 }

@@ -93,7 +93,8 @@ void avg_pool(const uint8_t* x, int64_t batch, const ImageShape& in, const Image
         const int64_t d = a.count_include_pad ? a.window.kernel_h * a.window.kernel_w : inside;
         uint8_t* dst = y + n * out.size() + (oy * out.w + ox) * c;
         for (int64_t ch = 0; ch < c; ++ch) {
-          const int32_t r = requantize(sum[ch] - inside * a.in_zero_point, a.multiplier[d - 1], a.shift[d - 1]);
+          const int32_t r = requantize((sum[ch] - inside * a.in_zero_point) * (int32_t{1} << a.sum_shift),
+                                      a.multiplier[d - 1], a.shift[d - 1]);
           dst[ch] = clamp_to_u8(r, a.out_zero_point, a.out_min, a.out_max);
         }
       }

@@ -37,17 +37,30 @@ void max_pool(const uint8_t* x, int64_t batch, const ImageShape& in, const Windo
               const ImageShape& out, uint8_t* y);
 
 // Average pooling with a requantization:
-//   y = clamp(out_zero_point + requantize(sum over the window's cells inside the image of
-//             (x - in_zero_point), multiplier[d - 1], shift[d - 1]), out_min, out_max)
+//   y = clamp(out_zero_point + requantize(S * 2^sum_shift, multiplier[d - 1], shift[d - 1]),
+//             out_min, out_max),   S = sum over the window's cells inside the image of (x - in_zero_point)
 // with d the divisor: the kernel area when count_include_pad (padding is real 0, code
 // in_zero_point, adding 0), else the cells inside the image. multiplier/shift: [kh * kw].
+// S is a few codes' worth, so without the shift the requantization's two roundings (the high
+// multiply's, then the shift's) would tip one output in eight by a code; with it the first is
+// 2^-sum_shift of a code (docs/quantization.md). |S| * 2^sum_shift must fit int32: see
+// avg_pool_sum_shift. Files from before the shift existed run with sum_shift 0.
 struct AvgPoolArgs {
   Window window;
   bool count_include_pad = true;
   int32_t in_zero_point = 0, out_zero_point = 0, out_min = 0, out_max = 255;
+  int32_t sum_shift = 0;
   const int32_t* multiplier = nullptr;
   const int32_t* shift = nullptr;
 };
+// The largest sum_shift <= kMaxAvgPoolSumShift with (kernel area * 255) * 2^sum_shift < 2^31:
+// |S| <= cells * 255 for codes of up to 8 bits.
+inline constexpr int kMaxAvgPoolSumShift = 16;
+inline int32_t avg_pool_sum_shift(int64_t area) {
+  int32_t shift = 0;
+  while (shift < kMaxAvgPoolSumShift && ((area * 255) << (shift + 1)) <= INT32_MAX) ++shift;
+  return shift;
+}
 void avg_pool(const uint8_t* x, int64_t batch, const ImageShape& in, const ImageShape& out,
               const AvgPoolArgs& args, uint8_t* y);
 

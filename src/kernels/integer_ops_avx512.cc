@@ -138,6 +138,7 @@ void avg_pool_u8__avx512(const uint8_t* x, int64_t batch, const ImageShape& in, 
         const int64_t d = a.count_include_pad ? a.window.kernel_h * a.window.kernel_w : inside;
         const __m512i m = _mm512_set1_epi32(a.multiplier[d - 1]), e = _mm512_set1_epi32(a.shift[d - 1]);
         const __m512i offset = _mm512_set1_epi32(inside * a.in_zero_point);
+        const __m128i sum_shift = _mm_cvtsi32_si128(a.sum_shift);
         uint8_t* dst = y + n * out_size + (oy * out.w + ox) * c;
         // 32 channels at a time in uint16 (sums of up to 257 codes fit), into int32 every 256 cells.
         for (int64_t j = 0; j < c; j += 32) {
@@ -156,8 +157,8 @@ void avg_pool_u8__avx512(const uint8_t* x, int64_t batch, const ImageShape& in, 
             }
           lo = _mm512_add_epi32(lo, _mm512_cvtepu16_epi32(_mm512_castsi512_si256(s16)));
           hi = _mm512_add_epi32(hi, _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(s16, 1)));
-          const __m128i b0 = finish16(requantize16(_mm512_sub_epi32(lo, offset), m, e), out_zero, out_min, out_max);
-          const __m128i b1 = finish16(requantize16(_mm512_sub_epi32(hi, offset), m, e), out_zero, out_min, out_max);
+          const __m128i b0 = finish16(requantize16(_mm512_sll_epi32(_mm512_sub_epi32(lo, offset), sum_shift), m, e), out_zero, out_min, out_max);
+          const __m128i b1 = finish16(requantize16(_mm512_sll_epi32(_mm512_sub_epi32(hi, offset), sum_shift), m, e), out_zero, out_min, out_max);
           _mm256_mask_storeu_epi8(dst + j, lanes, _mm256_inserti128_si256(_mm256_castsi128_si256(b0), b1, 1));
         }
       }

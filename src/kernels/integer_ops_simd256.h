@@ -180,12 +180,14 @@ inline void avg_pool_u8_256(const uint8_t* x, int64_t batch, const ImageShape& i
             int32_t sum = 0;
             for (int64_t yy = cells.y0; yy < cells.y1; ++yy)
               for (int64_t xx = cells.x0; xx < cells.x1; ++xx) sum += image[(yy * in.w + xx) * c + ch];
-            dst[ch] = clamp_to_u8(requantize(sum - offset, multiplier, shift), a.out_zero_point, a.out_min, a.out_max);
+            dst[ch] = clamp_to_u8(requantize((sum - offset) * (int32_t{1} << a.sum_shift), multiplier, shift),
+                                  a.out_zero_point, a.out_min, a.out_max);
           }
           continue;
         }
         const __m256i m = _mm256_set1_epi32(multiplier), e = _mm256_set1_epi32(shift);
         const __m256i off = _mm256_set1_epi32(offset);
+        const __m128i sum_shift = _mm_cvtsi32_si128(a.sum_shift);
         // 16 channels at a time (the last 16 ending at c, overlapping: the same bytes again). Sums
         // of up to 257 codes fit uint16; longer windows add into int32 every 256 cells.
         for (int64_t j = 0;; j += 16) {
@@ -205,7 +207,7 @@ inline void avg_pool_u8_256(const uint8_t* x, int64_t batch, const ImageShape& i
           hi = _mm256_add_epi32(hi, _mm256_cvtepu16_epi32(_mm256_extracti128_si256(s16, 1)));
           __m256i r[2] = {lo, hi};
           for (__m256i& v : r) {
-            v = add_saturate8(requantize8(_mm256_sub_epi32(v, off), m, e), out_zero);
+            v = add_saturate8(requantize8(_mm256_sll_epi32(_mm256_sub_epi32(v, off), sum_shift), m, e), out_zero);
             v = _mm256_min_epi32(_mm256_max_epi32(v, out_min), out_max);
           }
           const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(r[0]), _mm256_extracti128_si256(r[0], 1));

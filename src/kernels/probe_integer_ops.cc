@@ -161,17 +161,21 @@ std::string probe_avg_pool(const IntegerOpsKernel& k, const IntegerOpsKernel& re
       a.out_min = i % 2 ? a.out_zero_point : 0;
       a.out_max = 255;
       const int64_t area = c.window.kernel_h * c.window.kernel_w;
+      // The sum shift as the builder picks it (the largest that fits), none (old files), or between.
+      const int32_t most = avg_pool_sum_shift(area);
+      a.sum_shift = i % 3 == 0 ? most : i % 3 == 1 ? 0 : most / 2;
       std::vector<int32_t> mult(static_cast<size_t>(area)), shift(static_cast<size_t>(area));
       const bool extreme = i % 4 == 1;
       for (int64_t d = 1; d <= area; ++d) {
         if (extreme) extreme_multiplier(r, -31, 30, &mult[d - 1], &shift[d - 1]);
-        else typical_multiplier(r, 1.0 / static_cast<double>(d), &mult[d - 1], &shift[d - 1]);
+        else typical_multiplier(r, std::ldexp(1.0, -a.sum_shift) / static_cast<double>(d), &mult[d - 1], &shift[d - 1]);
       }
       a.multiplier = mult.data();
       a.shift = shift.data();
       const std::string m = compare("case " + std::to_string(index++) + " (avg_pool " + shape_text(c.in) +
                                         window_text(c.window) + " batch " + std::to_string(c.batch) +
                                         (include_pad ? " count_include_pad" : "") + (extreme ? " extreme-scales" : "") +
+                                        " sum_shift " + std::to_string(a.sum_shift) +
                                         (saturated ? " saturated" : "") + ")",
                                     c.batch * out.size(), k, ref, [&](const IntegerOpsKernel& kk, uint8_t* y) {
                                       kk.avg_pool(x.data(), c.batch, c.in, out, a, y);

@@ -112,14 +112,16 @@ class QdqGraphExporter : QdqBuilder {
   }
 
   // Average pooling as the engine computes it (kernels::avg_pool): the window's sum S of
-  // x - zero point requantized by M_d * 2^(e_d - 31) for its divisor d, i.e. rounded twice:
-  //   t = round_half_up(S * M_d * 2^(e_d - 31 + k_d)),  y = round_half_away(t / 2^k_d),  k_d = max(-e_d, 0).
-  // ONNX Runtime's QLinearAveragePool (what DQ -> AveragePool -> Q becomes) rounds once, and on
-  // the engine's sums of a few codes the first rounding moves about one output in eight by one
-  // code (docs/onnx.md). So the pool is plain ONNX ops that give the engine's two roundings:
-  // AveragePool in float gives S / d, times d rounded S exactly (S < 2^22); the rest in double,
-  // where S * M_d is exact. Constants are per output position where d varies (count_include_pad
-  // off at the borders).
+  // x - zero point, times 2^L (L = sum_shift), requantized by M_d * 2^(e_d - 31) for its divisor
+  // d, i.e. rounded twice:
+  //   t = round_half_up(S * M_d * 2^(e_d - 31 + k_d + L)),  y = round_half_away(t / 2^k_d),  k_d = max(-e_d, 0).
+  // ONNX Runtime's QLinearAveragePool (what DQ -> AveragePool -> Q becomes) rounds once, in float
+  // and half to even. With L = 0 (files from before the shift) the first rounding moved about one
+  // output in eight by one code (docs/onnx.md); with L = 16 they differ only near halves. So the
+  // pool is plain ONNX ops that give the engine's arithmetic exactly: AveragePool in float gives
+  // S / d, times d rounded S exactly (S < 2^22); the rest in double, where S * M_d is exact (and
+  // 2^L only moves the exponent). Constants are per output position where d varies
+  // (count_include_pad off at the borders).
   void avg_pool(const std::string& name, const IntegerNode& n, const Tensor& x, const std::string& out) {
     const kernels::Window& w = n.window;
     const int64_t oh = n.shape.h, ow = n.shape.w;
@@ -133,7 +135,8 @@ class QdqGraphExporter : QdqBuilder {
         const int64_t d = n.count_include_pad ? w.kernel_h * w.kernel_w : inside;
         const int32_t e = n.shift[static_cast<size_t>(d - 1)], k = std::max(-e, 0);
         divisor.push_back(static_cast<float>(d));
-        multiplier.push_back(std::ldexp(static_cast<double>(n.multiplier[static_cast<size_t>(d - 1)]), e - 31 + k));
+        multiplier.push_back(
+            std::ldexp(static_cast<double>(n.multiplier[static_cast<size_t>(d - 1)]), e - 31 + k + n.sum_shift));
         unshift.push_back(std::ldexp(1.0, -k));
       }
     const bool uniform = std::all_of(divisor.begin(), divisor.end(), [&](float d) { return d == divisor[0]; });

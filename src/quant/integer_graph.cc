@@ -78,6 +78,20 @@ const char* IntegerNode::name() const {
   return "?";
 }
 
+kernels::AvgPoolArgs avg_pool_args(const IntegerNode& n, int32_t in_zero_point) {
+  kernels::AvgPoolArgs a;
+  a.window = n.window;
+  a.count_include_pad = n.count_include_pad;
+  a.in_zero_point = in_zero_point;
+  a.out_zero_point = n.zero_point;
+  a.out_min = n.out_min;
+  a.out_max = n.out_max;
+  a.sum_shift = n.sum_shift;
+  a.multiplier = n.multiplier.data();
+  a.shift = n.shift.data();
+  return a;
+}
+
 bool QuantizedModel::is_graph() const { return !nodes_.empty(); }
 
 void QuantizedModel::prepare_graph(const std::string& where) {
@@ -173,8 +187,11 @@ void QuantizedModel::prepare_graph(const std::string& where) {
         const int64_t area = n.window.kernel_h * n.window.kernel_w;
         if (static_cast<int64_t>(n.multiplier.size()) != area || n.shift.size() != n.multiplier.size())
           throw Error(at + ": needs one multiplier and shift per divisor 1.." + std::to_string(area));
+        if (n.sum_shift < 0 || n.sum_shift > kernels::avg_pool_sum_shift(area))
+          throw Error(at + ": sum shift " + std::to_string(n.sum_shift) + " would overflow the window's sum");
         for (int64_t d = 1; d <= area; ++d)
-          if (!multiplier_matches(n.multiplier[d - 1], n.shift[d - 1], double{in_scale} / (double{n.scale} * d)))
+          if (!multiplier_matches(n.multiplier[d - 1], n.shift[d - 1],
+                                  double{in_scale} / (double{n.scale} * d * std::ldexp(1.0, n.sum_shift))))
             throw Error(at + ": multiplier for divisor " + std::to_string(d) + " disagrees with the scales");
         if ((n.out_min != 0 && n.out_min != n.zero_point) || n.out_max != qmax)
           throw Error(at + ": output clamp out of range");
@@ -370,15 +387,8 @@ class QuantizedModel::GraphRun {
       }
       case Op::max_pool: ops_.max_pool(x_band, images, band.in, band.window, out, y); break;
       case Op::avg_pool: {
-        kernels::AvgPoolArgs a;
+        kernels::AvgPoolArgs a = avg_pool_args(n, zero_point_of(n.inputs[0]));
         a.window = band.window;
-        a.count_include_pad = n.count_include_pad;
-        a.in_zero_point = zero_point_of(n.inputs[0]);
-        a.out_zero_point = n.zero_point;
-        a.out_min = n.out_min;
-        a.out_max = n.out_max;
-        a.multiplier = n.multiplier.data();
-        a.shift = n.shift.data();
         ops_.avg_pool(x_band, images, band.in, out, a, y);
         break;
       }

@@ -31,10 +31,15 @@ struct IntegerNode {
   bool count_include_pad = true;  // avg_pool
   // add: per input; avg_pool: per divisor 1..kh*kw.
   std::vector<int32_t> multiplier, shift;
+  int32_t sum_shift = 0;                      // avg_pool: kernels::AvgPoolArgs::sum_shift
   int32_t out_multiplier = 0, out_shift = 0;  // add
   int32_t out_min = 0, out_max = 255;         // add, avg_pool
 
   const char* name() const;  // "conv", "add", ...
 };
+
+// An avg_pool node's kernel arguments; `in_zero_point` is its input's. The node's multiplier and
+// shift vectors must outlive the result.
+kernels::AvgPoolArgs avg_pool_args(const IntegerNode& n, int32_t in_zero_point);
 
 }  // namespace lowbit

@@ -247,8 +247,15 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
         } else {  // global_avg_pool
           n.window = {in.h, in.w, 1, 1, 0, 0};
         }
-        const double ratio = double{input_grid(n.inputs[0]).scale} / double{n.scale};
-        for (int64_t d = 1; d <= n.window.kernel_h * n.window.kernel_w; ++d) {
+        // The sum shifted left first, so that the requantization rounds (almost) once; less where
+        // the smallest multiplier (the largest divisor) would fall below 2^-32.
+        const int64_t area = n.window.kernel_h * n.window.kernel_w;
+        const double in_over_out = double{input_grid(n.inputs[0]).scale} / double{n.scale};
+        n.sum_shift = kernels::avg_pool_sum_shift(area);
+        while (n.sum_shift > 0 && in_over_out / (static_cast<double>(area) * std::ldexp(1.0, n.sum_shift)) < 0x1p-31)
+          --n.sum_shift;
+        const double ratio = in_over_out / std::ldexp(1.0, n.sum_shift);
+        for (int64_t d = 1; d <= area; ++d) {
           int32_t e = 0;
           n.multiplier.push_back(checked_multiplier(ratio / static_cast<double>(d), &e, where));
           n.shift.push_back(e);

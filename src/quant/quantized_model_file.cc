@@ -127,6 +127,12 @@ struct QuantizedModelAccess {
                          {"out_shift", n.out_shift},
                          {"out_min", n.out_min},
                          {"out_max", n.out_max}});
+        // An average pool that shifts its sum: version 4, since a version-3 reader would ignore
+        // the field and run the multipliers 2^sum_shift too small.
+        if (n.sum_shift != 0) {
+          nodes.back()["sum_shift"] = n.sum_shift;
+          c.version = 4;
+        }
       }
       c.header["graph"] = {{"input_bits", m.input_bits_},
                            {"input_zero_point", m.input_zero_point_},
@@ -246,7 +252,7 @@ struct QuantizedModelAccess {
       m.layers_.push_back(std::move(l));
     }
     if (graph) {
-      load_graph(JsonObject(h.at("graph"), path + ": graph"), m);
+      load_graph(JsonObject(h.at("graph"), path + ": graph"), c.version, m);
       m.prepare_graph(path);
       return m;
     }
@@ -260,7 +266,7 @@ struct QuantizedModelAccess {
 
   // The graph's fields, each checked for type and range; prepare_graph() then checks every node
   // against its inputs and layers.
-  static void load_graph(const JsonObject& g, QuantizedModel& m) {
+  static void load_graph(const JsonObject& g, uint32_t version, QuantizedModel& m) {
     m.input_bits_ = static_cast<int>(g.integer("input_bits", 1, 8));
     m.input_zero_point_ = static_cast<int32_t>(g.integer("input_zero_point", 0, (1 << m.input_bits_) - 1));
     m.input_scale_ = static_cast<float>(g.number("input_scale", kMinScale, kMaxScale));
@@ -303,6 +309,10 @@ struct QuantizedModelAccess {
       n.count_include_pad = j.boolean("count_include_pad");
       for (int64_t v : ints("multiplier", 1 << 20, 0, INT32_MAX)) n.multiplier.push_back(static_cast<int32_t>(v));
       for (int64_t v : ints("shift", 1 << 20, -31, 31)) n.shift.push_back(static_cast<int32_t>(v));
+      if (j.has("sum_shift")) {  // prepare_graph() checks it against the window
+        if (version < 4) throw Error(j.field("sum_shift") + " in a version " + std::to_string(version) + " file");
+        n.sum_shift = static_cast<int32_t>(j.integer("sum_shift", 0, kernels::kMaxAvgPoolSumShift));
+      }
       n.out_multiplier = static_cast<int32_t>(j.integer("out_multiplier", 0, INT32_MAX));
       n.out_shift = static_cast<int32_t>(j.integer("out_shift", -31, 31));
       n.out_min = static_cast<int32_t>(j.integer("out_min", 0, 255));

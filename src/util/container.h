@@ -15,7 +15,7 @@ inline constexpr char kContainerMagic[8] = {'L', 'O', 'W', 'B', 'I', 'T', 'M', '
 // The newest format version this lowbit reads. Version 2 added sign-binary weight layers to
 // quantized files, version 3 graph models (with buffers) to float files; writers use the lowest
 // version that holds their content (Container::version).
-inline constexpr uint32_t kContainerVersion = 3;
+inline constexpr uint32_t kContainerVersion = 4;
 inline constexpr int64_t kContainerMaxBytes = int64_t{1} << 30;
 // Limits against hostile headers (docs/security.md): the JSON header and the number of blobs.
 inline constexpr int64_t kContainerMaxHeaderBytes = int64_t{1} << 24;

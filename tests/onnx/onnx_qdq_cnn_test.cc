@@ -491,15 +491,7 @@ TEST(OnnxQdqCnnExport, EachNodeComputesTheEnginesCodes) {
             kernels::max_pool(x.data(), count, in_shape(n.inputs[0]), n.window, n.shape, expected.data());
             break;
           case IntegerNode::Op::avg_pool: {
-            kernels::AvgPoolArgs a;
-            a.window = n.window;
-            a.count_include_pad = n.count_include_pad;
-            a.in_zero_point = in_zero(n.inputs[0]);
-            a.out_zero_point = n.zero_point;
-            a.out_min = n.out_min;
-            a.out_max = n.out_max;
-            a.multiplier = n.multiplier.data();
-            a.shift = n.shift.data();
+            const kernels::AvgPoolArgs a = avg_pool_args(n, in_zero(n.inputs[0]));
             kernels::avg_pool(x.data(), count, in_shape(n.inputs[0]), n.shape, a, expected.data());
             break;
           }
