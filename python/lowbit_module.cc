@@ -223,11 +223,13 @@ py::array_t<int64_t> quantized_predict(const QuantizedModel& model, py::handle i
 
 QuantizedModel quantize(const Model& model, py::handle calibration_object, std::optional<int> bits,
                         std::optional<int> weight_bits, std::optional<int> act_bits,
-                        const std::string& method) {
+                        const std::string& method, const std::string& bias_grid) {
   const int w = weight_bits.value_or(bits.value_or(0)), a = act_bits.value_or(bits.value_or(0));
   if (w < 1 || w > 8 || a < 1 || a > 8)
     throw py::value_error("bits (or weight_bits and act_bits) must be given, each in 1..8");
-  const QuantOptions options = preset_options(method, w, a);
+  if (bias_grid != "fine" && bias_grid != "onnx") throw py::value_error("bias_grid must be \"fine\" or \"onnx\"");
+  QuantOptions options = preset_options(method, w, a);
+  options.onnx_bias_grid = bias_grid == "onnx";
   const Tensor calibration = float_inputs(model, calibration_object, "calibration images");
   py::gil_scoped_release release;
   return QuantizedModel::build(model, plan_quantization(model, calibration, options));
@@ -435,9 +437,10 @@ PYBIND11_MODULE(lowbit, m) {
         "Loads a quantized model (.lbq) for the integer engine; the same as QuantizedModel.load.");
   m.def("quantize", &quantize, py::arg("model"), py::arg("calibration"), py::kw_only(),
         py::arg("bits") = std::nullopt, py::arg("weight_bits") = std::nullopt, py::arg("act_bits") = std::nullopt,
-        py::arg("method") = "best",
+        py::arg("method") = "best", py::arg("bias_grid") = "fine",
         "Quantizes a float Model into a QuantizedModel. calibration: uint8 images (normalized with the "
-        "model's mean and std) or normalized float32 [N, features]. method: one of methods().");
+        "model's mean and std) or normalized float32 [N, features]. method: one of methods(). "
+        "bias_grid \"onnx\": biases on ONNX Runtime's s_x*s_w grid, for an exact ONNX export.");
   m.def("sweep", &sweep, py::arg("model"), py::arg("calibration"), py::arg("test_images"), py::arg("test_labels"),
         py::kw_only(), py::arg("bits") = std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8},
         py::arg("methods") = std::vector<std::string>{"minmax"}, py::arg("calibration_count") = 1024,

@@ -35,6 +35,13 @@ Action add_export_command(CLI::App& app) {
                   "input \"input\" uint8 pixels [batch, %s, output \"logits\" float\n",
                   f->out.c_str(), model.layer_count(), model.is_graph() ? "Conv/Linear" : "Linear",
                   model.weight_bits(), model.act_bits(), shape_string(model.input_shape()).substr(1).c_str());
+      // ONNX Runtime adds each int32 bias at s_x * s_w of the stored codes: a bias the engine
+      // keeps finer than the codes can carry (qdq_builder.cc) is rounded, and ORT's predictions
+      // part from the engine's on a few images in a thousand (docs/onnx.md).
+      if (const size_t rounded = onnx_rounded_bias_layers(model))
+        std::printf("note: %zu of %zu layers keep their bias finer than ONNX's int32 grid; the export rounds "
+                    "it, so ONNX Runtime runs a model a little off the engine's (quantize with --bias-grid onnx "
+                    "for an exact export)\n", rounded, model.layer_count());
       return 0;
     }
     const Model model = load_model(f->file);

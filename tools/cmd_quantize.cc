@@ -69,6 +69,7 @@ Action add_quantize_command(CLI::App& app) {
   struct Flags {
     DataFlags data;
     std::string model, out, method = "minmax", act_calibration, weight_calibration, rounding, layer_bits;
+    std::string bias_grid = "fine";
     BitFlags bits;
     int threads = 0;
     double percentile = 0;
@@ -94,6 +95,10 @@ Action add_quantize_command(CLI::App& app) {
   cmd->add_flag("--bias-correction", f->bias_correction, "fold each layer's mean output error "
                 "into its bias");
   cmd->add_option("--rounding", f->rounding, "weight rounding: nearest, gptq or adaround");
+  cmd->add_option("--bias-grid", f->bias_grid,
+                  "fine: biases up to 2^16 finer than s_x*s_w (most precise); onnx: at most 2^(8-b) finer, "
+                  "what ONNX Runtime can add, so `lowbit export` runs the engine's exact model there")
+      ->capture_default_str()->check(CLI::IsMember({"fine", "onnx"}));
   cmd->add_option("--layer-bits", f->layer_bits, "weight:act bits per Linear layer, e.g. 8:8,4:4,8:8");
   add_calibration_flag(*cmd, f->calibration);
   return [f] {
@@ -104,6 +109,7 @@ Action add_quantize_command(CLI::App& app) {
     QuantOptions options = preset_options(f->method, weight_bits ? weight_bits : 8,
                                           act_bits ? act_bits : 8);
     apply_quantize_flags(*f, options);
+    options.onnx_bias_grid = f->bias_grid == "onnx";
     if ((!weight_bits || !act_bits) && options.layer_weight_bits.empty())
       throw FlagError("--bits (or both --weight-bits and --act-bits, or --layer-bits) is required");
     ensure_writable_dir(parent_dir(f->out), "--out");

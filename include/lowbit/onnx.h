@@ -42,6 +42,11 @@ void export_onnx(const Model& model, const std::string& path);
 // Codes of every width 1..8 are stored as uint8 (docs/onnx.md says how they map to lowbit's).
 // Written atomically; throws lowbit::Error naming `path`.
 void export_onnx(const QuantizedModel& model, const std::string& path);
+// The layers whose int32 bias that export must round: ONNX Runtime adds a bias in units of the
+// stored codes' s_x * s_w, finer by at most 2^(8 - b) than lowbit's unit, while the engine keeps
+// it up to 2^acc_shift finer. 0 for a model quantized with --bias-grid onnx, which ONNX Runtime
+// then runs exactly (docs/onnx.md).
+size_t onnx_rounded_bias_layers(const QuantizedModel& model);
 
 // The ONNX op types import_onnx maps, for messages and docs.
 const std::vector<std::string>& onnx_supported_ops();

@@ -42,6 +42,13 @@ struct QuantOptions {
   Calibration weight_calibration = Calibration::minmax;  // weights: minmax, mse or output_mse
   double percentile = 99.99;      // for Calibration::percentile
   bool bias_correction = false;   // fold each layer's mean output error into its float bias
+  // The integer engine keeps each bias up to 2^16 finer than one unit s_x * s_w of the code
+  // products (acc_shift; docs/quantization.md, "Choice of S"). ONNX Runtime adds an int32 bias on
+  // that unit of the codes an export stores, which carry 2^(8 - b) of it for b-bit weights. True
+  // rounds each bias to that grid (the accumulator keeps its acc_shift), so that `lowbit export`
+  // gives ONNX Runtime the engine's exact model (--bias-grid onnx; docs/onnx.md); at 8 bits every
+  // bias is then on s_x * s_w, as in TFLite.
+  bool onnx_bias_grid = false;
   Rounding rounding = Rounding::nearest;
   // Per Linear layer, in model order; empty: weight_bits / act_bits for every layer.
   std::vector<int> layer_weight_bits, layer_act_bits;

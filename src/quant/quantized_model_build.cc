@@ -60,7 +60,7 @@ int choose_acc_shift(int64_t in_features, int weight_bits, int act_bits, const s
 // column order; `next` the grid of its output codes, or null for int32 logits; `relu` folds a
 // ReLU into the clamp.
 std::unique_ptr<IntegerLinear> integer_layer(const QuantizedLinearPlan& p, const std::vector<uint8_t>& codes,
-                                             const QuantParams* next, bool relu, size_t index) {
+                                             const QuantParams* next, bool relu, size_t index, bool onnx_bias_grid) {
   auto layer = std::make_unique<IntegerLinear>();
   layer->in_features = p.in_features;
   layer->out_features = p.out_features;
@@ -107,12 +107,17 @@ std::unique_ptr<IntegerLinear> integer_layer(const QuantizedLinearPlan& p, const
   const int s = choose_acc_shift(p.in_features, layer->kernel_weight_bits(), layer->act_bits, p.bias,
                                  accumulator_scale, real_multiplier);
   layer->acc_shift = s;
+  // --bias-grid onnx: the bias on the grid an ONNX export carries exactly, 2^min(s, 8 - b) finer
+  // than s_x * s_w (onnx/qdq_builder.cc). The accumulator stays 2^s finer: with s = 0 the
+  // requantization's two roundings would tip more codes away from ONNX Runtime's single one.
+  const int coarse = onnx_bias_grid ? s - std::min(s, 8 - layer->kernel_weight_bits()) : 0;
   // The logits keep the finer grid too: otherwise the last requantization would round the
   // precise bias away again. Scaling by 2^-s is exact in float and double, so M0 stays as it was
   // and s = 0 reproduces the unshifted engine bit for bit.
   if (last) layer->output_scale = std::ldexp(layer->output_scale, -s);
   for (int64_t n = 0; n < p.out_features; ++n) {
-    layer->bias.push_back(saturate_int32(std::ldexp(double{p.bias[n]}, s) / accumulator_scale[n]));
+    const double bias = std::ldexp(double{p.bias[n]}, s) / accumulator_scale[n];
+    layer->bias.push_back(saturate_int32(coarse ? std::ldexp(std::nearbyint(std::ldexp(bias, -coarse)), coarse) : bias));
     int32_t m0 = 0, e = 0;
     kernels::quantize_multiplier(std::ldexp(accumulator_scale[n] / double{layer->output_scale}, -s),
                                  &m0, &e);
@@ -186,7 +191,7 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
     for (size_t l = 0; l < plan.layers.size(); ++l) {
       const QuantizedLinearPlan& p = plan.layers[l];
       const QuantParams* next = l + 1 == plan.layers.size() ? nullptr : &plan.layers[l + 1].input;
-      auto layer = integer_layer(p, p.weight_codes, next, p.relu, l);
+      auto layer = integer_layer(p, p.weight_codes, next, p.relu, l, plan.options.onnx_bias_grid);
       q.max_width_ = std::max({q.max_width_, p.in_features, p.out_features});
       layer->prepare_kernel();
       q.layers_.push_back(std::move(layer));
@@ -221,7 +226,8 @@ QuantizedModel QuantizedModel::build(const Model& model, const QuantPlan& plan) 
         const int j = g.weighted_index[i];
         const QuantizedLinearPlan& p = plan.layers[j];
         const QuantParams* next = role == QuantRole::logits ? nullptr : &*plan.node_output[g.stored_as[i]];
-        auto integer = integer_layer(p, engine_order(p, inference.node_input_shapes(i)[0]), next, p.relu, j);
+        auto integer = integer_layer(p, engine_order(p, inference.node_input_shapes(i)[0]), next, p.relu, j,
+                                     plan.options.onnx_bias_grid);
         integer->prepare_kernel();
         q.layers_.push_back(std::move(integer));
         n.op = p.conv ? IntegerNode::Op::conv : IntegerNode::Op::linear;

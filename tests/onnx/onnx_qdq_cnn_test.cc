@@ -138,18 +138,11 @@ QuantizedModel quantize(const Model& model, const Tensor& calibration, const std
   return QuantizedModel::build(model, plan(model, calibration, method, bits, per_channel));
 }
 
-// The engine once more with each bias pre-rounded to the grid the export gives ONNX Runtime
-// (s_x * s_w / 2^shift, onnx/qdq_builder.cc): where it and ORT still part, only the
-// requantization arithmetic differs; where it and the engine part, the bias's rounding.
-QuantizedModel on_ort_bias_grid(const Model& model, QuantPlan p, const QuantizedModel& q) {
-  for (size_t l = 0; l < p.layers.size(); ++l) {
-    const IntegerLinear& layer = q.layer(l);
-    const int shift = std::min(layer.acc_shift, 8 - layer.kernel_weight_bits());
-    for (int64_t n = 0; n < layer.out_features; ++n) {
-      const double grid = std::ldexp(double{layer.weight_scale[n]} * double{layer.input_scale}, -shift);
-      p.layers[l].bias[n] = static_cast<float>(std::nearbyint(p.layers[l].bias[n] / grid) * grid);
-    }
-  }
+// The same plan built with --bias-grid onnx (QuantOptions::onnx_bias_grid): each bias on the grid
+// the export can give ONNX Runtime exactly. Where it and ORT still part, only the requantization
+// arithmetic differs; where it and the default engine part, the bias's rounding.
+QuantizedModel on_onnx_bias_grid(const Model& model, QuantPlan p) {
+  p.options.onnx_bias_grid = true;
   return QuantizedModel::build(model, p);
 }
 
@@ -241,7 +234,9 @@ TEST(OnnxQdqCnnExport, ConvWeightsAreTheEnginesInOnnxLayout) {
 // many logits lie within 1e-3 of the largest.
 struct Agreement {
   double same = 0, acc_engine = 0, acc_ort = 0, close = 0;
-  double grid_ort = 0, grid_engine = 0;  // the engine on ORT's bias grid: same class as ORT, as the engine
+  // Built with --bias-grid onnx: the engine and ORT on its export, the same class; the engine
+  // with and without it, the same class.
+  double grid_ort = 0, grid_engine = 0;
 };
 
 Agreement compare(const QuantizedModel& q, const QuantizedModel& q_grid, const std::string& modules,
@@ -258,8 +253,11 @@ Agreement compare(const QuantizedModel& q, const QuantizedModel& q_grid, const s
   a.close *= 100.0 / static_cast<double>(expected.size());
   const std::vector<int> x = argmax_rows(expected, classes), y = argmax_rows(got, classes);
   const std::vector<int> z = argmax_rows(engine_logits(q_grid, pixels, count), classes);
+  export_onnx(q_grid, path + ".grid.onnx");
+  const std::vector<int> y_grid =
+      argmax_rows(run_ort(modules, path + ".grid.onnx", pixels, count, q.input_shape(), classes), classes);
   for (int64_t i = 0; i < count; ++i) {
-    a.grid_ort += z[i] == y[i];
+    a.grid_ort += z[i] == y_grid[i];
     a.grid_engine += z[i] == x[i];
     a.same += x[i] == y[i];
     a.acc_engine += x[i] == labels[i];
@@ -287,7 +285,7 @@ TEST(OnnxQdqCnnExport, OnnxRuntimeRunsTinyGraphsToTheEnginesPredictions) {
       for (const bool per_channel : {false, true}) {
         const QuantPlan p = plan(model, calibration, "minmax", bits, per_channel);
         const QuantizedModel q = QuantizedModel::build(model, p);
-        const Agreement a = compare(q, on_ort_bias_grid(model, p, q), modules,
+        const Agreement a = compare(q, on_onnx_bias_grid(model, p), modules,
                                     temp_path(f.name + "_" + std::to_string(bits) + ".onnx"), images.pixels,
                                     images.labels, count);
         std::printf("  %-12s %4d  %-11s %12.2f %21.2f %11.2f %13.2f\n", f.name.c_str(), bits,
@@ -351,7 +349,7 @@ TEST(OnnxQdqCnnExport, OnnxRuntimeAgreesWithTheEngineOnCifar10) {
     for (const bool per_channel : {false, true}) {
       const QuantPlan p = plan(model, calibration, "minmax", bits, per_channel);
       const QuantizedModel q = QuantizedModel::build(model, p);
-      const Agreement a = compare(q, on_ort_bias_grid(model, p, q), modules,
+      const Agreement a = compare(q, on_onnx_bias_grid(model, p), modules,
                                   temp_path("cifar_" + std::to_string(bits) + ".onnx"), data.test.pixels,
                                   data.test.labels, count);
       std::printf("  %4d  %-11s %12.2f %11.2f %8.2f %11.2f %13.2f\n", bits, per_channel ? "per channel" : "per tensor",
@@ -386,6 +384,23 @@ TEST(OnnxQdqCnnExport, CommandExportsACnn) {
   EXPECT_NE(ok.out.find("input \"input\" uint8 pixels [batch, 2, 8, 8]"), std::string::npos) << ok.out;
   EXPECT_EQ(read_proto(dir + "/resnet.onnx").graph().input(0).type().tensor_type().elem_type(),
             onnx::TensorProto::UINT8);
+  // The default engine keeps biases finer than the export can carry at 8 bits, and says so;
+  // --bias-grid onnx rounds each to a multiple of 2^(acc_shift - (8 - b)), which the export
+  // carries exactly.
+  EXPECT_NE(ok.out.find("note: "), std::string::npos) << ok.out;
+  const Tensor calibration = normalized_images(images, model.metadata["mean"], model.metadata["std"], 0, 32);
+  for (const int bits : {8, 4}) {
+    const QuantizedModel exact = on_onnx_bias_grid(model, plan(model, calibration, "minmax", bits, true));
+    for (size_t l = 0; l < exact.layer_count(); ++l) {
+      const IntegerLinear& layer = exact.layer(l);
+      const int coarse = layer.acc_shift - std::min(layer.acc_shift, 8 - bits);
+      for (int32_t b : layer.bias) EXPECT_EQ(b % (1 << coarse), 0) << "layer " << l << " bias " << b;
+    }
+    exact.save(dir + "/exact.lbq");
+    const testing_cli::CliRun run = run_cli(dir, "export " + dir + "/exact.lbq --out " + dir + "/exact.onnx");
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    EXPECT_EQ(run.out.find("note: "), std::string::npos) << run.out;
+  }
 }
 
 }  // namespace
