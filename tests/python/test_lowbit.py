@@ -146,6 +146,14 @@ def test_quantize_arguments():
         lowbit.quantize(model, random_images(10), bits=4, method="nosuch")
     mixed = lowbit.quantize(model, random_images(10), weight_bits=2, act_bits=6, method="mse")
     assert (mixed.weight_bits, mixed.act_bits) == (2, 6)
+    with pytest.raises(ValueError, match="bias_grid"):
+        lowbit.quantize(model, random_images(10), bits=4, bias_grid="coarse")
+    # bias_grid="onnx" rounds biases only: the same weights and grids, logits a little apart.
+    fine = lowbit.quantize(model, random_images(50), bits=8, method="minmax")
+    onnx = lowbit.quantize(model, random_images(50), bits=8, method="minmax", bias_grid="onnx")
+    images = random_images(40, seed=3)
+    assert not np.array_equal(fine.logits(images), onnx.logits(images))
+    assert np.mean(fine.predict(images) == onnx.predict(images)) >= 0.8
     unnormalized = lowbit.Model.fc_nn(input_shape=[1, 4, 4], classes=3)
     unnormalized.init(1)
     with pytest.raises(lowbit.Error, match="normalization"):
