@@ -32,9 +32,6 @@ class SingleThreadedEigen {
   int saved_;
 };
 
-// Mean over rows of KL(softmax(reference) || softmax(logits)), rows summed in order in double.
-double mean_kl(const Tensor& reference_logits, const Tensor& logits);
-
 // The graph planner (plan_graph.cc): plan_quantization for models that are not linear chains.
 QuantPlan plan_graph_quantization(const Model& model, const Tensor& calibration_images,
                                   const QuantOptions& options,

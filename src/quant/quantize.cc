@@ -306,6 +306,9 @@ std::vector<Tensor> collect_layer_inputs(const Model& model, const Tensor& calib
   return inputs;
 }
 
+namespace {
+
+// Mean over rows of KL(softmax(reference) || softmax(logits)), rows summed in order in double.
 double mean_kl(const Tensor& reference_logits, const Tensor& logits) {
   const int64_t rows = logits.dim(0), cols = logits.row_size();
   auto log_softmax = [cols](const float* z, std::vector<double>& out) {
@@ -325,8 +328,6 @@ double mean_kl(const Tensor& reference_logits, const Tensor& logits) {
   }
   return total / std::max<int64_t>(rows, 1);
 }
-
-namespace {
 
 // Plans Linear layers first.. in `plan` (resized to first; layers before first are kept).
 // quantized_inputs[j] is Linear j's input with the earlier layers quantized (before its own
