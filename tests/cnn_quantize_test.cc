@@ -236,12 +236,22 @@ TEST(IntegerOps, Im2colAndMaxPoolingFollowTheirDefinitions) {
 // With bias correction asked for, a graph is planned with and without it, and the correction kept
 // unless the plan without it picks the float model's class clearly more often on the calibration
 // images (by two standard errors): never clearly worse than the plan without it.
+// The folder these tests write their files in, created.
+std::string scratch_dir() {
+  const std::string dir = std::string(LOWBIT_TEST_TMP) + "/cnn_quantize";
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+template <class T>
+int64_t argmax_row(const T* row, int64_t cols) {
+  return std::max_element(row, row + cols) - row;
+}
+
 double top1_agreement(const Tensor& a, const Tensor& b) {
   const int64_t rows = a.dim(0), cols = a.row_size();
   int64_t same = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    same += std::max_element(a.data() + r * cols, a.data() + (r + 1) * cols) - (a.data() + r * cols) ==
-            std::max_element(b.data() + r * cols, b.data() + (r + 1) * cols) - (b.data() + r * cols);
+  for (int64_t r = 0; r < rows; ++r) same += argmax_row(a.data() + r * cols, cols) == argmax_row(b.data() + r * cols, cols);
   return static_cast<double>(same) / static_cast<double>(rows);
 }
 
@@ -378,8 +388,7 @@ TEST(CnnEngine, SameLogitsOnOneAndTwoThreadsAndAfterASaveAndLoad) {
   const std::vector<int32_t> one = engine_logits(q, t.test);
   omp_set_num_threads(2);
   EXPECT_EQ(engine_logits(q, t.test), one);
-  const std::string dir = std::string(LOWBIT_TEST_TMP) + "/cnn_quantize";
-  std::filesystem::create_directories(dir);
+  const std::string dir = scratch_dir();
   q.save(dir + "/a.lbq");
   const QuantizedModel loaded = QuantizedModel::load(dir + "/a.lbq");
   EXPECT_EQ(engine_logits(loaded, t.test), one);
@@ -419,8 +428,7 @@ TEST(CnnEngine, HostileGraphFieldsAreErrorsNamingTheNode) {
   const Trained& t = trained();
   const QuantizedModel q =
       QuantizedModel::build(t.model, plan_quantization(t.model, t.calibration, preset_options("minmax", 8, 8)));
-  const std::string dir = std::string(LOWBIT_TEST_TMP) + "/cnn_quantize";
-  std::filesystem::create_directories(dir);
+  const std::string dir = scratch_dir();
   const std::string good = dir + "/good.lbq";
   q.save(good);
   const Container original = read_container(good, "quantized");
@@ -477,8 +485,7 @@ TEST(CnnEngine, VersionThreeGraphsLoadWithoutTheSumShift) {
   const Trained& t = trained();
   const QuantizedModel q =
       QuantizedModel::build(t.model, plan_quantization(t.model, t.calibration, preset_options("minmax", 8, 8)));
-  const std::string dir = std::string(LOWBIT_TEST_TMP) + "/cnn_quantize";
-  std::filesystem::create_directories(dir);
+  const std::string dir = scratch_dir();
   q.save(dir + "/v4.lbq");
   Container c = read_container(dir + "/v4.lbq", "quantized");
   EXPECT_EQ(c.version, 4u);
@@ -502,12 +509,8 @@ TEST(CnnEngine, VersionThreeGraphsLoadWithoutTheSumShift) {
   const std::vector<int32_t> old_logits = engine_logits(old_model, t.test), new_logits = engine_logits(q, t.test);
   const int64_t classes = q.num_classes();
   int64_t same = 0;
-  for (int64_t i = 0; i < t.test.count; ++i) {
-    const auto first = [&](const std::vector<int32_t>& l) {
-      return std::max_element(l.begin() + i * classes, l.begin() + (i + 1) * classes) - l.begin();
-    };
-    same += first(old_logits) == first(new_logits);
-  }
+  for (int64_t i = 0; i < t.test.count; ++i)
+    same += argmax_row(old_logits.data() + i * classes, classes) == argmax_row(new_logits.data() + i * classes, classes);
   EXPECT_GE(same, t.test.count * 9 / 10);
   old_model.save(dir + "/v3_again.lbq");
   std::ifstream a(old_file, std::ios::binary), b(dir + "/v3_again.lbq", std::ios::binary);

@@ -109,17 +109,12 @@ void QdqBuilder::table_input_codes(const std::string& pixels, const std::string&
           "axis", 0);
 }
 
-namespace {
-// How much coarser than the engine's the exported bias is: its codes carry 2^min(acc_shift, 8 - b)
-// of the engine's 2^acc_shift (weights() below).
-int onnx_bias_shift(const IntegerLinear& l) { return l.acc_shift - std::min(l.acc_shift, 8 - l.kernel_weight_bits()); }
-}  // namespace
 
 size_t onnx_rounded_bias_layers(const QuantizedModel& model) {
   size_t rounded = 0;
   for (size_t i = 0; i < model.layer_count(); ++i) {
     const IntegerLinear& l = model.layer(i);
-    const int shift = onnx_bias_shift(l);
+    const int shift = l.onnx_bias_shift();
     rounded += std::any_of(l.bias.begin(), l.bias.end(), [&](int32_t b) { return b % (int32_t{1} << shift) != 0; });
   }
   return rounded;
@@ -135,7 +130,7 @@ QdqBuilder::Weights QdqBuilder::weights(const std::string& name, const IntegerLi
   // uint8) with the scale divided by 2^shift: the same real weights, and an integer sum equal
   // to the engine's 2^acc_shift * sum. The bias then needs no rounding; where
   // acc_shift > shift it is rounded to the grid 2^(acc_shift - shift) coarser (docs/onnx.md).
-  const int bias_shift = onnx_bias_shift(l), shift = l.acc_shift - bias_shift;
+  const int bias_shift = l.onnx_bias_shift(), shift = l.acc_shift - bias_shift;
   for (uint8_t& c : codes) c = static_cast<uint8_t>(c << shift);
   const bool per_channel =
       std::any_of(l.weight_scale.begin(), l.weight_scale.end(), [&](float s) { return s != l.weight_scale[0]; }) ||

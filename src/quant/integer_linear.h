@@ -1,6 +1,7 @@
 // One Linear layer of the integer engine: packed weights, int32 constants, kernel-ready layout.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -36,6 +37,10 @@ struct IntegerLinear {
 
   // The code width the kernel runs: weights.bits, or 2 for sign-binary weights.
   int kernel_weight_bits() const { return sign_weights ? 2 : weights.bits; }
+  // How much coarser than the accumulator's unit an ONNX export's int32 bias is: the export's
+  // uint8 weight codes carry 2^min(acc_shift, 8 - b) of the engine's 2^acc_shift
+  // (onnx/qdq_builder.cc; --bias-grid onnx rounds the bias to it).
+  int onnx_bias_shift() const { return acc_shift - std::min(acc_shift, 8 - kernel_weight_bits()); }
   // The weights as the kernels take them: `weights`, or sign-binary codes expanded to 2 bits.
   kernels::PackedWeights kernel_weights() const;
   // Picks `kernel` for (kernel_weight_bits(), act_bits) and builds `prepared` from kernel_weights().

@@ -107,10 +107,10 @@ std::unique_ptr<IntegerLinear> integer_layer(const QuantizedLinearPlan& p, const
   const int s = choose_acc_shift(p.in_features, layer->kernel_weight_bits(), layer->act_bits, p.bias,
                                  accumulator_scale, real_multiplier);
   layer->acc_shift = s;
-  // --bias-grid onnx: the bias on the grid an ONNX export carries exactly, 2^min(s, 8 - b) finer
-  // than s_x * s_w (onnx/qdq_builder.cc). The accumulator stays 2^s finer: with s = 0 the
-  // requantization's two roundings would tip more codes away from ONNX Runtime's single one.
-  const int coarse = onnx_bias_grid ? s - std::min(s, 8 - layer->kernel_weight_bits()) : 0;
+  // --bias-grid onnx: the bias on the grid an ONNX export carries exactly (onnx_bias_shift). The
+  // accumulator stays 2^s finer: with s = 0 the requantization's two roundings would tip more
+  // codes away from ONNX Runtime's single one.
+  const int coarse = onnx_bias_grid ? layer->onnx_bias_shift() : 0;
   // The logits keep the finer grid too: otherwise the last requantization would round the
   // precise bias away again. Scaling by 2^-s is exact in float and double, so M0 stays as it was
   // and s = 0 reproduces the unshifted engine bit for bit.

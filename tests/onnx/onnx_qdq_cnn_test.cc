@@ -393,7 +393,7 @@ TEST(OnnxQdqCnnExport, CommandExportsACnn) {
     const QuantizedModel exact = on_onnx_bias_grid(model, plan(model, calibration, "minmax", bits, true));
     for (size_t l = 0; l < exact.layer_count(); ++l) {
       const IntegerLinear& layer = exact.layer(l);
-      const int coarse = layer.acc_shift - std::min(layer.acc_shift, 8 - bits);
+      const int coarse = layer.acc_shift - std::min(layer.acc_shift, 8 - bits);  // as the export rounds
       for (int32_t b : layer.bias) EXPECT_EQ(b % (1 << coarse), 0) << "layer " << l << " bias " << b;
     }
     exact.save(dir + "/exact.lbq");
